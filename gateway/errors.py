@@ -268,7 +268,8 @@ class RateLimitedError(GatewayError):
     description = "Too many requests; retry later."
 
     def __init__(self, retry_after: float, description: str | None = None) -> None:
-        super().__init__(description, headers={"Retry-After": str(max(1, int(retry_after + 0.999)))})
+        seconds = max(1, int(retry_after + 0.999))  # RFC 9110 §10.2.3: whole seconds
+        super().__init__(description, headers={"Retry-After": str(seconds)})
 
 
 class ServiceUnavailableError(GatewayError):

@@ -205,7 +205,8 @@ def _read_settings(r: Reader, tree: Any, source: Path) -> Settings:
         r.errors[:] = [f"{source}: expected a YAML mapping at the top level"]
     server = _read_server(r, top.get("server"), "server")
     tokens = _read_tokens(r, top.get("tokens"), "tokens")
-    clients = tuple(_read_client(r, v, p, tokens) for p, v in r.items(top.get("clients"), "clients"))
+    client_items = r.items(top.get("clients"), "clients")
+    clients = tuple(_read_client(r, v, p, tokens) for p, v in client_items)
     _unique(r, [(p, c.client_id) for (p, _), c in zip(r.items(top.get("clients"), "clients"),
                                                       clients, strict=True)], "client_id")
     routes = tuple(_read_route(r, v, p) for p, v in r.items(top.get("routes"), "routes"))
@@ -398,6 +399,11 @@ def _read_route(r: Reader, value: Any, path: str) -> RouteSettings:
                                default="sha256", choices=("sha256", "sha1", "md5")),
             key=r.string(sm.get("key"), f"{path}.signature.key"),
         )
+    delivery = r.string(m.get("delivery"), f"{path}.delivery", default="direct",
+                        choices=("direct", "spool"))
+    # A key that is accepted must do what it says: store-and-forward is not in this release.
+    r.check(delivery == "direct", f"{path}.delivery", "spool delivery is not available in "
+            "this release; use direct")
     return RouteSettings(
         path=route_path,
         methods=methods,
@@ -416,8 +422,7 @@ def _read_route(r: Reader, value: Any, path: str) -> RouteSettings:
         success_status=None if success is None else r.integer(
             success, f"{path}.success_status", minimum=200, maximum=299),
         signature=signature,
-        delivery=r.string(m.get("delivery"), f"{path}.delivery", default="direct",  # type: ignore[arg-type]
-                          choices=("direct", "spool")),
+        delivery=delivery,  # type: ignore[arg-type]
     )
 
 
@@ -439,6 +444,8 @@ def _read_state(r: Reader, value: Any, path: str) -> StateSettings:
     backend = r.string(m.get("backend"), f"{path}.backend", default="sqlite",
                        choices=("sqlite", "redis"))
     url = r.optional_string(m.get("url"), f"{path}.url")
+    r.check(backend == "sqlite", f"{path}.backend",
+            "the redis backend is not available in this release; use sqlite")
     if backend == "redis":
         if url is None:
             r.fail(f"{path}.url", "is required when backend is redis")

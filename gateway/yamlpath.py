@@ -8,6 +8,7 @@ that ``gateway check-config`` can name every problem at once.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -170,10 +171,8 @@ class Reader:
         if value is None and default is not None:
             return default
         if isinstance(value, _Interpolated):
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(value)
-            except ValueError:
-                pass
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(path, "expected a number")
             return default if default is not None else 0.0

@@ -1,0 +1,164 @@
+"""The ``gateway`` command (SPEC §3). Nothing else imports this module.
+
+Each command imports what it needs when it runs, so ``gateway hash-secret`` does not pay
+for the server's imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+DEFAULT_CONFIG = Path("config.yaml")
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.server import serve
+
+    return serve(args.config)
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    from gateway.settings import ConfigError, load
+
+    try:
+        settings = load(args.config)
+    except ConfigError as exc:
+        print(f"{args.config}: {len(exc.errors)} error(s)", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    print(settings.summary())
+    return 0
+
+
+def _cmd_certs(args: argparse.Namespace) -> int:
+    from gateway.tools.certs import DEFAULT_HOSTS, create_dev_certificates
+
+    hosts = tuple(dict.fromkeys((*DEFAULT_HOSTS, *args.host)))
+    written = create_dev_certificates(args.dir, hosts, force=args.force)
+    if not written:
+        print(f"{args.dir}: certificates exist (use --force to replace them)")
+        return 0
+    for path in written:
+        print(f"wrote {path}")
+    print(f"trust {args.dir / 'ca.crt'} in clients (curl --cacert, loadtest --ca)")
+    return 0
+
+
+def _cmd_keys_generate(args: argparse.Namespace) -> int:
+    from gateway.oauth.commands import keys_generate
+
+    return keys_generate(args.alg, args.kid, args.out)
+
+
+def _cmd_client_add(args: argparse.Namespace) -> int:
+    from gateway.oauth.commands import client_add
+
+    return client_add(args.id, tuple(args.scope or ("segments:write",)), args.opaque)
+
+
+def _cmd_hash_secret(args: argparse.Namespace) -> int:
+    from gateway.oauth.commands import hash_secret
+
+    return hash_secret(sys.stdin.read(), args.opaque)
+
+
+def _cmd_backend(args: argparse.Namespace) -> int:
+    from gateway.tools.backend import run_backend
+
+    return run_backend(args.host, args.port, args.status, args.delay, args.record)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.tools.demo import run_demo
+
+    return run_demo(workdir=args.dir, load_seconds=args.load_seconds)
+
+
+def _cmd_loadtest(args: argparse.Namespace) -> int:
+    from gateway.tools.loadtest import run
+
+    return run(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gateway",
+        description="OAuth 2.0 enforcing gateway for Adobe Audience Manager real-time pushes.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def config_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG,
+                       help="configuration file (default: ./config.yaml)")
+
+    p = commands.add_parser("serve", help="run the gateway until SIGTERM/SIGINT")
+    config_option(p)
+    p.set_defaults(func=_cmd_serve)
+
+    p = commands.add_parser("check-config", help="validate the configuration file")
+    config_option(p)
+    p.set_defaults(func=_cmd_check_config)
+
+    p = commands.add_parser("certs", help="a development CA and a server certificate")
+    p.add_argument("--dir", type=Path, default=Path("certs"))
+    p.add_argument("--host", action="append", default=[], help="another DNS name or IP")
+    p.add_argument("--force", action="store_true", help="replace existing files")
+    p.set_defaults(func=_cmd_certs)
+
+    keys = commands.add_parser("keys", help="token signing keys").add_subparsers(
+        dest="keys_command", required=True, metavar="ACTION")
+    p = keys.add_parser("generate", help="a new signing key (HS256: a random secret)")
+    p.add_argument("--alg", default="ES256", choices=("ES256", "RS256", "EdDSA", "HS256"))
+    p.add_argument("--kid", required=True)
+    p.add_argument("--out", type=Path, default=None, help="PEM file (mode 0600)")
+    p.set_defaults(func=_cmd_keys_generate)
+
+    client = commands.add_parser("client", help="OAuth clients").add_subparsers(
+        dest="client_command", required=True, metavar="ACTION")
+    p = client.add_parser("add", help="a new client credential and its YAML snippet")
+    p.add_argument("--id", required=True)
+    p.add_argument("--scope", action="append")
+    p.add_argument("--opaque", action="store_true",
+                   help="an opaque credential, as Adobe's sample (protocol.md)")
+    p.set_defaults(func=_cmd_client_add)
+
+    p = commands.add_parser("hash-secret", help="read a secret on stdin, print its hash")
+    p.add_argument("--opaque", action="store_true",
+                   help="a lookup hash for a high-entropy opaque credential (credential_hash)")
+    p.set_defaults(func=_cmd_hash_secret)
+
+    p = commands.add_parser("backend", help="the sample legacy backend")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8081)
+    p.add_argument("--status", type=int, default=200)
+    p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--record", type=Path, default=None)
+    p.set_defaults(func=_cmd_backend)
+
+    p = commands.add_parser("demo", help="the whole flow on loopback, then exit")
+    p.add_argument("--dir", type=Path, default=Path("."),
+                   help="where certs/ and the demo's files go (default: here)")
+    p.add_argument("--load-seconds", type=float, default=5.0)
+    p.set_defaults(func=_cmd_demo)
+
+    p = commands.add_parser("loadtest", help="the IRIS simulator under load")
+    from gateway.tools.loadtest import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(func=_cmd_loadtest)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

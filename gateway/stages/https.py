@@ -1,0 +1,81 @@
+"""Stage 1: HTTPS is required (SPEC §5.4; RFC 6749 §3.1, §3.2; the seed's "SSL is mandatory").
+
+HTTPS is read from the transport. ``X-Forwarded-Proto: https`` counts only when the peer is
+a configured trusted proxy and the header appears exactly once (as Kong's ``check_https``),
+so a caller cannot claim TLS it did not use. The plain ``http_port`` listener serves the same
+application, so every request it takes from anyone else is refused here, before any header
+holding a credential is read.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+
+from gateway.errors import InsecureTransportError
+from gateway.yamlpath import Network
+
+__all__ = ["HSTS", "check_https", "client_address", "https_middleware", "is_trusted_proxy"]
+
+# RFC 6797: one year, subdomains included, on every response sent over TLS.
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def is_trusted_proxy(peer: str | None, trusted: tuple[Network, ...]) -> bool:
+    if not trusted or not peer:
+        return False
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in network for network in trusted)
+
+
+def check_https(request: web.Request, trusted: tuple[Network, ...]) -> bool:
+    """Raise InsecureTransportError unless the request came over TLS; return whether the
+    TLS was this process's own (True) or a trusted proxy's (False)."""
+    transport = request.transport
+    if transport is not None and transport.get_extra_info("sslcontext") is not None:
+        return True
+    if is_trusted_proxy(request.remote, trusted):
+        # SECURITY: exactly one X-Forwarded-Proto, from a trusted peer only.
+        values = request.headers.getall("X-Forwarded-Proto", ())
+        if len(values) == 1 and values[0].strip().lower() == "https":
+            return False
+    raise InsecureTransportError()
+
+
+def client_address(request: web.Request, trusted: tuple[Network, ...]) -> str:
+    """The caller's address: the peer, or from a trusted proxy the rightmost address of
+    ``X-Forwarded-For`` that is not itself a trusted proxy."""
+    peer = request.remote or ""
+    if not is_trusted_proxy(peer, trusted):
+        return peer
+    chain = [part.strip() for value in request.headers.getall("X-Forwarded-For", ())
+             for part in value.split(",")]
+    for hop in reversed(chain):
+        if hop and not is_trusted_proxy(hop, trusted):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer
+    return peer
+
+
+def https_middleware(*, trusted_proxies: tuple[Network, ...]) -> web.Middleware:
+    """Refuse plain HTTP; add Strict-Transport-Security to every TLS answer."""
+
+    @web.middleware
+    async def require_https(request: web.Request, handler: Handler) -> web.StreamResponse:
+        check_https(request, trusted_proxies)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            exc.headers.setdefault(hdrs.STRICT_TRANSPORT_SECURITY, HSTS)
+            raise
+        response.headers.setdefault(hdrs.STRICT_TRANSPORT_SECURITY, HSTS)
+        return response
+
+    return require_https
