@@ -1,0 +1,192 @@
+"""``POST /oauth2/token``: the client-credentials grant (RFC 6749 §4.4, §5.1, §5.2; SPEC §5.1).
+
+The order of the checks: the failed-authentication limit of the peer address (before any
+credential is looked at), the media type, the bounded body and its strict form parsing,
+``grant_type``, then client authentication (one method only), then ``scope``. Every refusal
+is a ``gateway.errors`` exception that the app's single renderer answers. The parsers are
+pure functions, so they can be property-tested.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from urllib.parse import unquote_plus
+
+from aiohttp import hdrs, web
+
+from gateway.errors import (
+    InvalidClientError,
+    InvalidRequestError,
+    InvalidScopeError,
+    PayloadTooLargeError,
+    UnsupportedGrantTypeError,
+)
+from gateway.keys import CLIENT_REGISTRY, FAILED_AUTH_LIMITER, TOKEN_ISSUER
+from gateway.oauth.clients import parse_basic
+from gateway.settings import ClientSettings
+
+__all__ = ["MAX_BODY_BYTES", "accepts_gzip", "parse_basic", "parse_form", "parse_media_type",
+           "token_endpoint"]
+
+MAX_BODY_BYTES = 4096
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def parse_media_type(value: str) -> tuple[str, dict[str, str]]:
+    """RFC 9110 §8.3.1 ``type/subtype *( OWS ";" OWS parameter )``, names lower-cased."""
+    media, *params = value.split(";")
+    media = media.strip(" \t").lower()
+    kind, slash, sub = media.partition("/")
+    if not slash or not kind or not sub or any(c in media for c in " \t\",="):
+        raise InvalidRequestError("The Content-Type header is malformed.")
+    parameters: dict[str, str] = {}
+    for param in params:
+        if not param.strip(" \t"):
+            continue  # RFC 9110 §5.6.6: parameters = *( OWS ";" OWS [ parameter ] )
+        name, eq, raw = param.strip(" \t").partition("=")
+        name = name.lower()
+        if not eq or not name or any(c in name for c in " \t\""):
+            raise InvalidRequestError("The Content-Type header is malformed.")
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            raw = raw[1:-1]
+        if name in parameters:
+            raise InvalidRequestError("The Content-Type header repeats a parameter.")
+        parameters[name] = raw
+    return media, parameters
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """Strict ``application/x-www-form-urlencoded`` parsing (RFC 6749 §3.1, Appendix B)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequestError("The request body is not UTF-8.") from None
+    form: dict[str, str] = {}
+    for pair in text.split("&"):
+        if not pair:
+            continue
+        name, eq, raw = pair.partition("=")
+        try:
+            name = unquote_plus(name, errors="strict")
+            value = unquote_plus(raw, errors="strict")
+        except UnicodeDecodeError:
+            raise InvalidRequestError("The request body is not UTF-8.") from None
+        if not eq or not name:
+            raise InvalidRequestError("The request body is not a valid form.")
+        # RFC 6749 §3.2: "Request and response parameters MUST NOT be included more than once."
+        if name in form:
+            raise InvalidRequestError("A request parameter is repeated.")
+        form[name] = value
+    # RFC 6749 §3.1: "Parameters sent without a value MUST be treated as if they were
+    # omitted from the request."
+    return {name: value for name, value in form.items() if value}
+
+
+def accepts_gzip(value: str | None) -> bool:
+    """Whether an ``Accept-Encoding`` value (RFC 9110 §12.5.3) admits gzip."""
+    if not value:
+        return False
+    star = False
+    for item in value.split(","):
+        coding, *params = item.strip(" \t").lower().split(";")
+        quality = 1.0
+        for param in params:
+            name, _, raw = param.strip(" \t").partition("=")
+            if name == "q":
+                try:
+                    quality = float(raw)
+                except ValueError:
+                    quality = 0.0
+        coding = coding.strip(" \t")
+        if coding in ("gzip", "x-gzip"):
+            return quality > 0
+        if coding == "*":
+            star = quality > 0
+    return star
+
+
+def _check_media_type(value: str | None) -> None:
+    if value is None:
+        raise InvalidRequestError("Content-Type must be application/x-www-form-urlencoded.")
+    media, params = parse_media_type(value)
+    charset = params.get("charset", "utf-8").lower()
+    if media != FORM_MEDIA_TYPE or charset != "utf-8":
+        raise InvalidRequestError("Content-Type must be application/x-www-form-urlencoded.")
+
+
+async def _read_body(request: web.Request) -> bytes:
+    # SECURITY: refuse before reading what the header already says is too large, then
+    # read no more than the bound for chunked bodies.
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise PayloadTooLargeError()
+    body = bytearray()
+    while chunk := await request.content.read(MAX_BODY_BYTES + 1 - len(body)):
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLargeError()
+    return bytes(body)
+
+
+def _granted_scopes(client: ClientSettings, requested: str | None) -> tuple[str, ...]:
+    if requested is None:
+        return client.scopes
+    scopes = tuple(dict.fromkeys(requested.split(" ")))
+    # RFC 6749 §3.3: scope = scope-token *( SP scope-token ), so empty tokens are malformed.
+    if "" in scopes or not set(scopes) <= set(client.scopes):
+        raise InvalidScopeError()
+    return scopes
+
+
+async def token_endpoint(request: web.Request) -> web.Response:
+    """RFC 6749 §4.4.2 Access Token Request → §5.1 Successful Response."""
+    app = request.app
+    limiter, registry = app[FAILED_AUTH_LIMITER], app[CLIENT_REGISTRY]
+    address = request.remote
+    # SECURITY: checked before the credentials, so a blocked address learns nothing.
+    limiter.check(address)
+    _check_media_type(request.headers.get(hdrs.CONTENT_TYPE))
+    form = parse_form(await _read_body(request))
+    grant_type = form.get("grant_type")
+    if grant_type is None:
+        raise InvalidRequestError("grant_type is required.")
+    if grant_type != "client_credentials":
+        raise UnsupportedGrantTypeError()
+    authorization = request.headers.getall(hdrs.AUTHORIZATION, [])
+    if len(authorization) > 1:
+        raise InvalidRequestError("The Authorization header is repeated.")
+    # RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each
+    # request."
+    if authorization and "client_secret" in form:
+        raise InvalidRequestError("Use one client authentication method only.")
+    try:
+        if authorization:
+            client = registry.authenticate_basic(authorization[0])
+            if form.get("client_id", client.client_id) != client.client_id:
+                raise InvalidRequestError("client_id does not match the credentials.")
+        elif "client_id" in form and "client_secret" in form:
+            client = registry.authenticate_post(form["client_id"], form["client_secret"])
+        else:
+            raise InvalidClientError(realm=registry.realm)
+    except InvalidClientError:
+        limiter.record_failure(address)
+        raise
+    scopes = _granted_scopes(client, form.get("scope"))
+    token, expires_in = app[TOKEN_ISSUER].mint(client, scopes)
+    # RFC 6749 §5.1: the parameters "using the application/json media type"; "The
+    # authorization server MUST include the HTTP Cache-Control response header field
+    # with a value of no-store ... as well as the Pragma response header field with a
+    # value of no-cache."
+    body = json.dumps(
+        {"access_token": token, "token_type": "Bearer", "expires_in": expires_in,
+         "scope": " ".join(scopes)},
+        separators=(",", ":"),
+    ).encode()
+    headers = {**_NO_STORE, hdrs.VARY: hdrs.ACCEPT_ENCODING}
+    if accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING)):
+        compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip framing
+        body = compressor.compress(body) + compressor.flush()
+        headers[hdrs.CONTENT_ENCODING] = "gzip"
+    return web.Response(body=body, headers=headers, content_type="application/json",
+                        charset="utf-8")

@@ -1,0 +1,198 @@
+"""JWT access tokens: minting and verifying them (RFC 9068, RFC 7519, RFC 8725).
+
+``TokenIssuer.mint`` makes the RFC 9068 token the token endpoint returns. ``TokenVerifier``
+checks a bearer token on every protected request: a size bound, the JOSE header read here
+against the configuration (never the other way round), the signature and registered claims
+through PyJWT with the configured algorithm only, then the client still being configured.
+Verified tokens are cached until their ``exp``; ``replace``/``clear`` let a reload swap keys
+and clients and forget every earlier verdict at once (SPEC §5.2).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cachetools import LRUCache
+
+from gateway.errors import InvalidTokenError
+from gateway.oauth.clients import ClientRegistry
+from gateway.oauth.keys import KeySet
+from gateway.settings import ClientSettings, TokenSettings
+
+__all__ = ["MAX_TOKEN_BYTES", "TokenIssuer", "TokenVerifier", "VerifiedToken"]
+
+logger = logging.getLogger(__name__)
+
+MAX_TOKEN_BYTES = 4096
+_CACHE_SIZE = 100_000
+# RFC 9068 §2.1 / §4: "at+jwt", optionally with the "application/" prefix (RFC 7515 §4.1.9).
+_ACCEPTED_TYP = frozenset({"at+jwt", "application/at+jwt"})
+# SECURITY: extensions this verifier does not implement; RFC 7515 §4.1.11 says a recipient
+# that does not understand a "crit" extension must reject, and b64 (RFC 7797) changes what is
+# signed. jku/x5u/jwk/x5c are simply ignored: keys only ever come from the configuration.
+_REFUSED_HEADERS = ("crit", "b64")
+_REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "jti"]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """What a protected route may trust about the caller once its token verified."""
+
+    client_id: str
+    scopes: frozenset[str]
+    exp: int
+    jti: str
+
+
+class TokenIssuer:
+    """Mints RFC 9068 access tokens for authenticated clients."""
+
+    def __init__(self, tokens: TokenSettings, keyset: KeySet) -> None:
+        self._issuer = tokens.issuer
+        self._audience = tokens.audience
+        self._ttl = tokens.ttl_seconds
+        self._keyset = keyset
+
+    @property
+    def ttl_seconds(self) -> int:
+        return self._ttl
+
+    def mint(self, client: ClientSettings, scopes: tuple[str, ...]) -> tuple[str, int]:
+        """(access token, expires_in seconds) for ``client`` with the granted ``scopes``."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            # RFC 9068 §2.2: "iss REQUIRED - as defined in Section 4.1.1 of [RFC7519]."
+            "iss": self._issuer,
+            # RFC 9068 §2.2: "exp REQUIRED - as defined in Section 4.1.4 of [RFC7519]."
+            "exp": now + self._ttl,
+            # RFC 9068 §2.2: "aud REQUIRED - as defined in Section 4.1.3 of [RFC7519]."
+            "aud": self._audience,
+            # RFC 9068 §2.2: "In cases of access tokens obtained through grants where no
+            # resource owner is involved, such as the client credentials grant, the value of
+            # sub SHOULD correspond to an identifier the authorization server uses to
+            # indicate the client application."
+            "sub": client.client_id,
+            # RFC 9068 §2.2: "client_id REQUIRED - as defined in Section 4.3 of [RFC8693]."
+            "client_id": client.client_id,
+            # RFC 9068 §2.2: "iat REQUIRED - as defined in Section 4.1.6 of [RFC7519]. This
+            # claim identifies the time at which the JWT access token was issued."
+            "iat": now,
+            # RFC 9068 §2.2: "jti REQUIRED - as defined in Section 4.1.7 of [RFC7519]."
+            # SECURITY: 192 random bits, so revocation by jti cannot hit another token.
+            "jti": secrets.token_urlsafe(24),
+        }
+        # RFC 9068 §2.2.3: "If an authorization request includes a scope parameter, the
+        # corresponding issued JWT access token SHOULD include a scope claim as defined
+        # in Section 4.2 of [RFC8693]."
+        claims["scope"] = " ".join(scopes)
+        # RFC 9068 §2.1: "JWT access tokens MUST include this media type in the typ header
+        # parameter to explicitly declare that the JWT represents an access token
+        # complying with this profile. Per the definition of typ in Section 4.1.9 of
+        # [RFC7515], it is RECOMMENDED that the application/ prefix be omitted."
+        token = self._keyset.sign(claims, {"typ": "at+jwt"})
+        return token, self._ttl
+
+
+class TokenVerifier:
+    """Verifies bearer tokens against the configured keys and clients, with a cache."""
+
+    def __init__(self, tokens: TokenSettings, keyset: KeySet, registry: ClientRegistry) -> None:
+        self._issuer = tokens.issuer
+        self._audience = tokens.audience
+        self._leeway = tokens.leeway_seconds
+        self._realm = tokens.realm
+        self._jwt = jwt.PyJWT({"require": _REQUIRED_CLAIMS, "strict_aud": True})
+        self._keyset = keyset
+        self._registry = registry
+        self._cache: LRUCache[str, VerifiedToken] = LRUCache(_CACHE_SIZE)
+
+    def replace(self, *, keyset: KeySet | None = None,
+                registry: ClientRegistry | None = None) -> None:
+        """Swap keys and/or clients (a reload) and forget every cached verdict."""
+        if keyset is not None:
+            self._keyset = keyset
+        if registry is not None:
+            self._registry = registry
+        self.clear()
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    def verify(self, token: str) -> VerifiedToken:
+        """The verified token's facts; raises InvalidTokenError with a generic text."""
+        cached = self._cache.get(token)
+        if cached is not None:
+            # SECURITY: a cached verdict never outlives the token's exp.
+            if time.time() < cached.exp:
+                return cached
+            self._cache.pop(token, None)
+        verified = self._verify(token)
+        if time.time() < verified.exp:
+            self._cache[token] = verified
+        return verified
+
+    def _verify(self, token: str) -> VerifiedToken:
+        # SECURITY: bound the work an unauthenticated caller can cause before any crypto.
+        if len(token) > MAX_TOKEN_BYTES or token.count(".") != 2:
+            raise self._invalid("malformed")
+        key = self._key_for(token)
+        try:
+            claims: dict[str, Any] = self._jwt.decode(
+                token,
+                key,
+                # SECURITY: the algorithm comes from the configuration, never the token.
+                algorithms=[self._keyset.algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+            )
+        except jwt.InvalidTokenError as exc:
+            raise self._invalid(type(exc).__name__) from None
+        client_id = claims.get("client_id")
+        scope = claims.get("scope", "")
+        if not isinstance(client_id, str) or not isinstance(scope, str) or \
+                claims["sub"] != client_id:
+            raise self._invalid("bad_claims")
+        # SECURITY: a client removed from the configuration loses its tokens at once.
+        if client_id not in self._registry:
+            raise self._invalid("unknown_client")
+        exp, jti = claims["exp"], claims["jti"]
+        if not isinstance(exp, int) or isinstance(exp, bool) or not isinstance(jti, str):
+            raise self._invalid("bad_claims")
+        return VerifiedToken(client_id, frozenset(scope.split()), exp, jti)
+
+    def _key_for(self, token: str) -> Any:
+        """The verification key the header's kid names, after checking the header."""
+        segment = token[: token.index(".")]
+        try:
+            header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        except (binascii.Error, ValueError, RecursionError):
+            raise self._invalid("malformed_header") from None
+        if not isinstance(header, dict):
+            raise self._invalid("malformed_header")
+        # SECURITY: exact match with the configured algorithm; "none" can never match.
+        if header.get("alg") != self._keyset.algorithm:
+            raise self._invalid("wrong_alg")
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYP:
+            raise self._invalid("wrong_typ")
+        if any(name in header for name in _REFUSED_HEADERS):
+            raise self._invalid("refused_header")
+        kid = header.get("kid")
+        key = self._keyset.verification_keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise self._invalid("unknown_kid")
+        return key
+
+    def _invalid(self, reason_id: str) -> InvalidTokenError:
+        # SECURITY: a stable reason for the log; the client only ever sees the generic text.
+        logger.info("access token rejected", extra={"reason_id": reason_id})
+        return InvalidTokenError(realm=self._realm)
