@@ -131,7 +131,11 @@ class ClientRegistry:
 
     def authenticate_basic(self, authorization_value: str) -> ClientSettings:
         """The client an ``Authorization: Basic`` value proves; raises InvalidClientError."""
-        parsed = parse_basic(authorization_value)
+        try:
+            parsed = parse_basic(authorization_value)
+        except InvalidClientError:
+            logger.info("client authentication failed", extra={"reason_id": "not_basic"})
+            raise self._failure() from None
         digest = hashlib.sha256(parsed.credential.encode("utf-8")).digest()
         opaque = self._by_credential.get(digest)
         if opaque is not None:
