@@ -26,7 +26,7 @@ from gateway.errors import (
 from gateway.oauth.routes import setup_oauth
 from gateway.pipeline import add_protected_routes
 from gateway.settings import Settings
-from gateway.stages.https import https_middleware
+from gateway.stages.https import add_hsts, https_middleware
 from gateway.upstream import Forwarder
 
 __all__ = ["create_admin_app", "create_app", "error_middleware"]
@@ -76,6 +76,7 @@ def create_app(settings: Settings) -> web.Application:
                       "keepalive_timeout": 75.0},
     )
     app[keys.SETTINGS] = settings
+    app.on_response_prepare.append(add_hsts)
     forwarder = Forwarder(settings.upstream_tls)
     app[keys.FORWARDER] = forwarder
 

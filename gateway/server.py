@@ -43,9 +43,11 @@ class RunningGateway:
 
 
 def _bound_port(site: web.TCPSite) -> int:
-    server = site._server  # aiohttp keeps the asyncio.Server here; the only way to read port 0
-    assert server is not None and isinstance(server, asyncio.base_events.Server)
-    return int(server.sockets[0].getsockname()[1])
+    # aiohttp keeps the listening server here; the only way to learn what port 0 became.
+    server = site._server
+    if server is None or not server.sockets:  # type: ignore[attr-defined]
+        raise OSError("the listener did not bind")
+    return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
 
 
 async def start_gateway(settings: Settings) -> RunningGateway:
@@ -58,13 +60,11 @@ async def start_gateway(settings: Settings) -> RunningGateway:
     running = RunningGateway([public, admin])
     try:
         tls_site = web.TCPSite(public, server.host, server.port,
-                               ssl_context=server_context(server.tls), backlog=1024,
-                               shutdown_timeout=DRAIN_SECONDS)
+                               ssl_context=server_context(server.tls), backlog=1024)
         await tls_site.start()
         running.ports["https"] = _bound_port(tls_site)
         if server.http_port is not None:
-            http_site = web.TCPSite(public, server.host, server.http_port,
-                                    shutdown_timeout=DRAIN_SECONDS)
+            http_site = web.TCPSite(public, server.host, server.http_port)
             await http_site.start()
             running.ports["http"] = _bound_port(http_site)
         admin_site = web.TCPSite(admin, server.admin.host, server.admin.port)

@@ -17,7 +17,9 @@ from aiohttp.typedefs import Handler
 from gateway.errors import InsecureTransportError
 from gateway.yamlpath import Network
 
-__all__ = ["HSTS", "check_https", "client_address", "https_middleware", "is_trusted_proxy"]
+__all__ = [
+    "HSTS", "add_hsts", "check_https", "client_address", "https_middleware", "is_trusted_proxy",
+]
 
 # RFC 6797: one year, subdomains included, on every response sent over TLS.
 HSTS = "max-age=31536000; includeSubDomains"
@@ -65,17 +67,19 @@ def client_address(request: web.Request, trusted: tuple[Network, ...]) -> str:
 
 
 def https_middleware(*, trusted_proxies: tuple[Network, ...]) -> web.Middleware:
-    """Refuse plain HTTP; add Strict-Transport-Security to every TLS answer."""
+    """Refuse plain HTTP before any handler reads a header."""
 
     @web.middleware
     async def require_https(request: web.Request, handler: Handler) -> web.StreamResponse:
         check_https(request, trusted_proxies)
-        try:
-            response = await handler(request)
-        except web.HTTPException as exc:
-            exc.headers.setdefault(hdrs.STRICT_TRANSPORT_SECURITY, HSTS)
-            raise
-        response.headers.setdefault(hdrs.STRICT_TRANSPORT_SECURITY, HSTS)
-        return response
+        return await handler(request)
 
     return require_https
+
+
+async def add_hsts(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: HSTS on every answer sent over TLS, error answers included
+    (RFC 6797 §7.2: a host sends it over secure transport only)."""
+    transport = request.transport
+    if transport is not None and transport.get_extra_info("sslcontext") is not None:
+        response.headers[hdrs.STRICT_TRANSPORT_SECURITY] = HSTS

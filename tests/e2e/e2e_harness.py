@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -40,12 +42,18 @@ def base_config(cert_dir: Path, signing_keys: dict[str, Path], secret_hash: str,
     }
 
 
+def basic(client_id: str, secret: str) -> str:
+    """RFC 6749 §2.3.1: Basic base64(urlencode(id):urlencode(secret))."""
+    pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"
+    return "Basic " + base64.b64encode(pair.encode()).decode()
+
+
 async def fetch_token(session: aiohttp.ClientSession, port: int,
                       client_id: str = CLIENT_ID, secret: str = CLIENT_SECRET) -> str:
     async with session.post(
         f"https://localhost:{port}/oauth2/token",
         data={"grant_type": "client_credentials"},
-        auth=aiohttp.BasicAuth(client_id, secret),
+        headers={"Authorization": basic(client_id, secret)},
     ) as response:
         body = await response.read()
         assert response.status == 200, body

@@ -1,0 +1,229 @@
+"""``gateway demo``: the whole flow on loopback, from nothing, in about ten seconds.
+
+It creates what is missing (dev certificates, a signing key, a demo configuration with a
+fresh client), starts the sample backend and the gateway as their own processes on free
+loopback ports, then: (1) sends the seed's token request byte for byte, (2) pushes the
+seed's payload byte for byte and a generated batch, (3) shows refusals with their answers,
+(4) runs a short load test with the IRIS simulator, and stops everything it started.
+Secrets and tokens are shown shortened: "tokens are passwords" (the seed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import os
+import random
+import secrets
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+from rich.console import Console
+
+from gateway.hashing import hash_opaque, hash_secret
+from gateway.tools.certs import create_dev_certificates, write_private
+from gateway.tools.loadtest import LoadOptions, basic_credential, run_load
+from gateway.tools.payloads import make_payload_bytes
+from gateway.tools.seed import SEED_CREDENTIAL, TOKEN_REQUEST, segment_request
+
+__all__ = ["run_demo"]
+
+DEMO_CLIENT = "aam-demo"
+
+
+@dataclass
+class _Processes:
+    procs: list[subprocess.Popen[str]]
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in reversed(self.procs):
+            try:
+                proc.wait(timeout=35)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _short(secret: str) -> str:
+    return secret[:10] + "…" if len(secret) > 12 else "…"
+
+
+def _prepare(workdir: Path, console: Console) -> tuple[Path, str]:
+    """Certificates, a signing key and a demo config; returns (config path, demo secret)."""
+    certs = workdir / "certs"
+    written = create_dev_certificates(certs)
+    console.print(f"[bold]setup[/] dev certificates in {certs}: "
+                  + ("created" if written else "present"))
+    key_file = certs / "jwt-dev-1.pem"
+    if not key_file.exists():
+        from gateway.oauth.keys import generate_key
+
+        write_private(key_file, generate_key("ES256"))
+        console.print(f"[bold]setup[/] ES256 signing key {key_file}: created")
+    demo_dir = workdir / "var" / "demo"
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(24)
+    config = {
+        "server": {"host": "127.0.0.1", "port": 0, "http_port": 0,
+                   "tls": {"cert_file": str(certs / "server.crt"),
+                           "key_file": str(certs / "server.key")},
+                   "admin": {"host": "127.0.0.1", "port": 0}},
+        "tokens": {"issuer": "https://localhost:8443", "audience": "partner-api",
+                   "algorithm": "ES256",
+                   "keys": [{"kid": "dev-1", "private_key_file": str(key_file)}]},
+        "clients": [{"client_id": DEMO_CLIENT, "secret_hash": hash_secret(secret),
+                     "credential_hash": hash_opaque(SEED_CREDENTIAL),
+                     "scopes": ["segments:write"]}],
+        "routes": [{"path": "/segments/aam", "methods": ["POST", "GET"],
+                    "upstream": "${BACKEND_URL}", "scope": "segments:write"}],
+        "state": {"path": str(demo_dir / "gateway.db")},
+        "logging": {"format": "json", "level": "warning"},
+    }
+    path = demo_dir / "config.yaml"
+    path.write_text("# Written by `gateway demo`; regenerated on every run.\n"
+                    + yaml.safe_dump(config, sort_keys=False))
+    console.print(f"[bold]setup[/] demo client {DEMO_CLIENT!r} with a fresh secret "
+                  f"({_short(secret)}) and Adobe's sample credential; config {path}")
+    return path, secret
+
+
+def _start(args: list[str], ready_prefix: str, env: dict[str, str]) -> tuple[
+        subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise RuntimeError(f"{args[0]} did not start: {err.strip()[-500:]}")
+        if line.startswith(ready_prefix):
+            return proc, line.strip()
+    raise RuntimeError(f"{args[0]} did not start in 30 s")
+
+
+def _ports(line: str) -> dict[str, int]:
+    inside = line[line.index("(") + 1: line.rindex(")")]
+    return {k: int(v) for k, v in (item.split("=") for item in inside.split(", "))}
+
+
+async def _raw_exchange(port: int, request: bytes, context: ssl.SSLContext) -> tuple[
+        str, dict[str, str], bytes]:
+    """Send exact bytes over TLS; return (status line, headers, body decoded from gzip)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context,
+                                                   server_hostname="localhost")
+    writer.write(request)
+    await writer.drain()
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    status, *lines = head.strip().split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (x.split(":", 1) for x in lines)}
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    writer.close()
+    if headers.get("content-encoding") == "gzip":
+        body = gzip.decompress(body)
+    return status, headers, body
+
+
+def _show(console: Console, title: str, status: int | str, body: Any,
+          headers: dict[str, str] | None = None) -> None:
+    console.print(f"  [cyan]{title}[/] → [bold]{status}[/]"
+                  + (f"  WWW-Authenticate: {headers['WWW-Authenticate']}"
+                     if headers and "WWW-Authenticate" in headers else ""))
+    console.print(f"    {json.dumps(body) if not isinstance(body, str) else body}")
+
+
+async def _walkthrough(console: Console, ports: dict[str, int], backend: str,
+                       context: ssl.SSLContext, secret: str, load_seconds: float) -> None:
+    https = f"https://localhost:{ports['https']}"
+    console.rule("1. IRIS asks for a token: the seed's request, byte for byte")
+    status, headers, body = await _raw_exchange(ports["https"], TOKEN_REQUEST, context)
+    token_answer = json.loads(body)
+    token = token_answer["access_token"]
+    console.print(f"  POST /oauth2/token (opaque Basic credential {_short(SEED_CREDENTIAL)}) "
+                  f"→ [bold]{status}[/], Content-Encoding: {headers.get('content-encoding')}")
+    shown = {**token_answer, "access_token": _short(token)}
+    console.print(f"    {json.dumps(shown)}")
+
+    console.rule("2. IRIS pushes segments: the seed's GET with a JSON body, then a batch")
+    status, _, body = await _raw_exchange(ports["https"], segment_request(token), context)
+    console.print(f"  GET /segments/aam (seed payload, 1 user) → [bold]{status}[/] "
+                  f"{body.decode()}")
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as client:
+        batch = make_payload_bytes(1000, random.Random(7))  # noqa: S311 - sample data
+        async with client.post(https + "/segments/aam", data=batch, headers={
+                "Authorization": f"Bearer {token}", "Content-Type": "application/json",
+                "Accept-Encoding": "gzip"}) as response:
+            console.print(f"  POST /segments/aam (1,000 users, {len(batch):,} bytes) → "
+                          f"[bold]{response.status}[/] {(await response.text())}")
+        async with client.get(backend + "/_stats") as response:
+            stats = await response.json()
+        last = stats.get("last_headers", {})
+        console.print(f"  the backend received {stats.get('requests')} requests; the last "
+                      f"one's identity: X-Gateway-Client-Id={last.get('X-Gateway-Client-Id')}, "
+                      f"Authorization forwarded: {'Authorization' in last}")
+
+        console.rule("3. What the gateway refuses")
+        async with client.post(https + "/segments/aam", data=batch,
+                               headers={"Content-Type": "application/json"}) as response:
+            _show(console, "no token", response.status, await response.json(),
+                  dict(response.headers))
+        async with client.post(https + "/segments/aam", data=b'{"Users": []}', headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": "application/json"}) as response:
+            _show(console, "bad payload", response.status, await response.json())
+        async with client.post(https + "/oauth2/token", data="grant_type=client_credentials",
+                               headers={"Content-Type": "application/x-www-form-urlencoded",
+                                        "Authorization": "Basic "
+                                        + basic_credential(DEMO_CLIENT, "wrong")}) as response:
+            _show(console, "wrong secret", response.status, await response.json(),
+                  dict(response.headers))
+        async with aiohttp.ClientSession() as plain, plain.post(
+                f"http://127.0.0.1:{ports['http']}/oauth2/token",
+                data="grant_type=client_credentials") as response:
+            _show(console, "plain HTTP", response.status, await response.json())
+
+    console.rule(f"4. The IRIS simulator: {load_seconds:g} s of pushes, 10 users each")
+    report = await run_load(LoadOptions(
+        url=https + "/segments/aam", credential=basic_credential(DEMO_CLIENT, secret),
+        duration=load_seconds, concurrency=16, ssl_context=context))
+    console.print(report.format_text())
+
+
+def run_demo(*, workdir: Path, load_seconds: float = 5.0) -> int:
+    console = Console(highlight=False)
+    console.rule("[bold]aam-oauth-gateway demo")
+    config, secret = _prepare(workdir.resolve(), console)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    processes = _Processes([])
+    try:
+        backend_proc, line = _start(["backend", "--port", "0"], "backend listening", env)
+        processes.procs.append(backend_proc)
+        backend = line.split()[-1]
+        console.print(f"[bold]started[/] sample backend {backend}")
+        env["BACKEND_URL"] = backend + "/segments/aam"
+        gateway_proc, line = _start(["serve", "-c", str(config)], "gateway serving", env)
+        processes.procs.append(gateway_proc)
+        ports = _ports(line)
+        console.print(f"[bold]started[/] gateway https://localhost:{ports['https']} "
+                      f"(plain-HTTP refusal port {ports['http']}, admin {ports['admin']})")
+        context = ssl.create_default_context(cafile=str(workdir / "certs" / "ca.crt"))
+        asyncio.run(_walkthrough(console, ports, backend, context, secret, load_seconds))
+    except (RuntimeError, OSError, aiohttp.ClientError) as exc:
+        console.print(f"[red]demo failed:[/] {exc}")
+        return 1
+    finally:
+        processes.stop()
+    console.rule("done: everything the demo started is stopped")
+    return 0
