@@ -169,7 +169,7 @@ async def _walkthrough(console: Console, ports: dict[str, int], backend: str,
                           f"[bold]{response.status}[/] {(await response.text())}")
         async with client.get(backend + "/_stats") as response:
             stats = await response.json()
-        last = stats.get("last_headers", {})
+        last = (stats.get("last") or {}).get("headers", {})
         console.print(f"  the backend received {stats.get('requests')} requests; the last "
                       f"one's identity: X-Gateway-Client-Id={last.get('X-Gateway-Client-Id')}, "
                       f"Authorization forwarded: {'Authorization' in last}")
@@ -202,7 +202,7 @@ async def _walkthrough(console: Console, ports: dict[str, int], backend: str,
 
 
 def run_demo(*, workdir: Path, load_seconds: float = 5.0) -> int:
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
     console.rule("[bold]aam-oauth-gateway demo")
     config, secret = _prepare(workdir.resolve(), console)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
