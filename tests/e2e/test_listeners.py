@@ -181,3 +181,54 @@ def _stop_and_check(process: subprocess.Popen[str]) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+async def test_x_forwarded_proto_counts_only_from_a_trusted_proxy(
+        cert_dir: Path, signing_keys: dict[str, Path], secret_hash: str,
+        write_config: Any, start: Any) -> None:
+    from e2e_harness import base_config
+
+    config = base_config(cert_dir, signing_keys, secret_hash, "http://127.0.0.1:9/x")
+    config["server"]["trusted_proxies"] = ["127.0.0.1/32"]
+    trusted = await start(write_config(config))
+    config["server"]["trusted_proxies"] = ["10.0.0.0/8"]
+    untrusted = await start(write_config(config))
+    jwks = "/.well-known/jwks.json"
+    async with aiohttp.ClientSession() as client:
+        async def status(port: int, headers: list[tuple[str, str]]) -> int:
+            async with client.get(f"http://127.0.0.1:{port}{jwks}", headers=headers) as r:
+                return r.status
+
+        https_once = [("X-Forwarded-Proto", "https")]
+        assert await status(trusted.ports["http"], https_once) == 200
+        assert await status(trusted.ports["http"], []) == 403
+        assert await status(trusted.ports["http"], [("X-Forwarded-Proto", "http")]) == 403
+        assert await status(trusted.ports["http"], https_once * 2) == 403
+        assert await status(untrusted.ports["http"], https_once) == 403
+
+
+async def test_client_certificates_required_when_client_ca_is_set(
+        cert_dir: Path, signing_keys: dict[str, Path], secret_hash: str,
+        write_config: Any, start: Any, client_ssl_ctx: ssl.SSLContext, tmp_path: Path) -> None:
+    import trustme
+
+    from e2e_harness import base_config
+
+    client_ca = trustme.CA()
+    client_ca.cert_pem.write_to_path(str(tmp_path / "client-ca.pem"))
+    config = base_config(cert_dir, signing_keys, secret_hash, "http://127.0.0.1:9/x")
+    config["server"]["tls"]["client_ca_file"] = str(tmp_path / "client-ca.pem")
+    running = await start(write_config(config))
+    url = f"https://localhost:{running.ports['https']}/.well-known/jwks.json"
+
+    without = _pinned(client_ssl_ctx, ssl.TLSVersion.TLSv1_2)
+    with pytest.raises(aiohttp.ClientError):
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=without)) as c, \
+                c.get(url) as response:
+            await response.read()
+
+    with_cert = _pinned(client_ssl_ctx, ssl.TLSVersion.TLSv1_2)
+    client_ca.issue_cert("iris.client.example").configure_cert(with_cert)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=with_cert)) as c, \
+            c.get(url) as response:
+        assert response.status == 200
