@@ -1,0 +1,134 @@
+"""What every row shares, made once per run in a temp directory before any clock starts.
+
+Development certificates (``gateway certs``' CA and a 127.0.0.1/localhost leaf), an ES256
+signing key for the gateway and the anchors, an HS256 secret for HAProxy's HS256 row, the
+payload files wrk rotates through, the gateway's configuration (built like ``gateway demo``
+builds its own: an RFC 6749 client whose secret hash is in the YAML), and bearer tokens
+minted with PyJWT in the gateway's own claim shape (RFC 9068: ``typ: at+jwt``, ``kid``,
+``iss``, ``sub``, ``aud``, ``exp``, ``iat``, ``jti``, ``client_id``, ``scope``).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+import yaml
+from cryptography.hazmat.primitives import serialization
+
+from gateway.hashing import hash_secret
+from gateway.oauth.keys import generate_key
+from gateway.tools.certs import create_dev_certificates, write_private
+from gateway.tools.payloads import make_payload_bytes
+
+__all__ = ["AUDIENCE", "CLIENT_ID", "ISSUER", "SCOPE", "Fixtures", "PayloadSet", "prepare"]
+
+ISSUER = "https://localhost:8443"
+AUDIENCE = "partner-api"
+CLIENT_ID = "aam-bench"
+SCOPE = "segments:write"
+SEED_PAYLOAD = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "segment-payload.json"
+_ROTATION = 4  # distinct bodies per batch size, so no layer sees one body over and over
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadSet:
+    """One payload column: its label, its body files and their mean size."""
+
+    name: str
+    users: int
+    files: tuple[Path, ...]
+    mean_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fixtures:
+    workdir: Path
+    cert: Path
+    key: Path
+    pem: Path  # certificate chain + key in one file, as HAProxy wants it
+    ca: Path
+    es256_key: Path
+    es256_public: Path
+    es256_jwk: dict[str, str]
+    hs256_secret: str
+    client_secret: str
+    payloads: tuple[PayloadSet, ...]
+
+    def gateway_config(self, *, workers: int | str, backend_url: str) -> Path:
+        """A gateway configuration like the demo's: port 0, ES256, the bench client."""
+        config = {
+            "server": {"host": "127.0.0.1", "port": 0, "workers": workers,
+                       "tls": {"cert_file": str(self.cert), "key_file": str(self.key)},
+                       "admin": {"host": "127.0.0.1", "port": 0}},
+            "tokens": {"issuer": ISSUER, "audience": AUDIENCE, "algorithm": "ES256",
+                       "keys": [{"kid": "bench-1", "private_key_file": str(self.es256_key)}]},
+            "clients": [{"client_id": CLIENT_ID, "secret_hash": hash_secret(self.client_secret),
+                         "scopes": [SCOPE]}],
+            "routes": [{"path": "/segments/aam", "methods": ["POST"], "upstream": backend_url,
+                        "scope": SCOPE}],
+            "state": {"path": str(self.workdir / f"gateway-{workers}.db")},
+            "logging": {"format": "json", "level": "warning"},
+        }
+        path = self.workdir / f"gateway-{workers}.yaml"
+        path.write_text("# Written by bench/fixtures.py.\n" + yaml.safe_dump(config))
+        return path
+
+    def mint(self, alg: str, *, ttl: int = 3600, audience: str = AUDIENCE) -> str:
+        """A bearer token in the gateway's claim shape, signed with ``alg``'s bench key."""
+        now = int(time.time())
+        claims = {"iss": ISSUER, "exp": now + ttl, "aud": audience, "sub": CLIENT_ID,
+                  "client_id": CLIENT_ID, "iat": now, "jti": secrets.token_urlsafe(24),
+                  "scope": SCOPE}
+        headers = {"typ": "at+jwt", "kid": "bench-1"}
+        if alg == "HS256":
+            return jwt.encode(claims, self.hs256_secret, algorithm="HS256", headers=headers)
+        return jwt.encode(claims, self.es256_key.read_bytes(), algorithm=alg, headers=headers)
+
+
+def _payloads(workdir: Path, quick: bool) -> tuple[PayloadSet, ...]:
+    folder = workdir / "payloads"
+    folder.mkdir()
+    seed = folder / "seed.json"
+    seed.write_bytes(SEED_PAYLOAD.read_bytes())
+    sets = [PayloadSet("seed (1 user)", 1, (seed,), seed.stat().st_size)]
+    # ~280 bytes per generated user: 360 users are ~100 KB, 1,000 users ~280 KB.
+    sizes = () if quick else ((360, "100 KB"), (1000, "1,000 users"))
+    for users, label in sizes:
+        rng = random.Random(users)
+        files = []
+        for index in range(_ROTATION):
+            path = folder / f"users-{users}-{index}.json"
+            path.write_bytes(make_payload_bytes(users, rng))
+            files.append(path)
+        mean = sum(p.stat().st_size for p in files) // len(files)
+        sets.append(PayloadSet(f"{label} ({mean / 1000:.0f} KB)", users, tuple(files), mean))
+    return tuple(sets)
+
+
+def prepare(workdir: Path, *, quick: bool) -> Fixtures:
+    """Write certificates, keys and payloads into ``workdir``."""
+    certs = workdir / "certs"
+    create_dev_certificates(certs)
+    pem = certs / "haproxy.pem"
+    pem.write_bytes((certs / "server.crt").read_bytes() + (certs / "server.key").read_bytes())
+    es256 = certs / "jwt-es256.pem"
+    write_private(es256, generate_key("ES256"))
+    private = serialization.load_pem_private_key(es256.read_bytes(), password=None)
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    es256_public = certs / "jwt-es256.pub.pem"
+    es256_public.write_bytes(public_pem)
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private))
+    jwk.update({"kid": "bench-1", "alg": "ES256", "use": "sig"})
+    return Fixtures(
+        workdir=workdir, cert=certs / "server.crt", key=certs / "server.key", pem=pem,
+        ca=certs / "ca.crt", es256_key=es256, es256_public=es256_public, es256_jwk=jwk,
+        hs256_secret=generate_key("HS256").decode(), client_secret=secrets.token_urlsafe(24),
+        payloads=_payloads(workdir, quick),
+    )
