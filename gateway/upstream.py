@@ -1,7 +1,7 @@
 """Forwarding an accepted request to the legacy backend and relaying its answer (SPEC §5.3).
 
-One ``aiohttp.ClientSession`` per application holds a keep-alive pool towards the backends.
-Headers are rewritten as a proxy must:
+One keep-alive connection pool per backend origin (``h1pool.py``), created with the
+application and closed with it. Headers are rewritten as a proxy must:
 
 * RFC 9110 §7.6.1: ``Connection``, every field it names, and the hop-by-hop fields
   (``Keep-Alive``, ``Proxy-Authenticate``, ``Proxy-Authorization``, ``TE``, ``Trailer``,
@@ -23,18 +23,17 @@ import asyncio
 import contextlib
 import logging
 import ssl
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType
 
-import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDictProxy
 from yarl import URL
 
 from gateway.errors import BadGatewayError, GatewayTimeoutError
+from gateway.h1pool import ConnectFailed, ConnectTimedOut, H1Pool, UpstreamAnswer, UpstreamBroken
 from gateway.settings import RouteSettings, UpstreamTLSSettings
 
 __all__ = ["HOP_BY_HOP", "Forwarder", "check_reachable"]
@@ -58,28 +57,20 @@ _REQUEST_DROP = HOP_BY_HOP | {
 # Content-Length is recomputed for the body we send; Server would advertise the legacy
 # software to the internet (nginx hides it the same way).
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length", "server"}
-# aiohttp invents these when absent (its Accept-Encoding would make the backend compress
-# for a caller that never asked). Skipping costs a header copy per request, so only when one
-# is absent; its other default, "Accept: */*", means what a missing Accept means (RFC 9110
-# §12.5.1) and stays.
-_AUTO_HEADERS = ("User-Agent", "Accept-Encoding", "Content-Type")
+# Methods whose request carries a body by definition: "Content-Length: 0" when empty.
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _GZIP_MIN_BYTES = 1024
-# aiohttp warns (an error under our test settings) when asked to clean up closed TLS
-# transports on interpreters that fixed the leak (CPython gh-118960: 3.12.8, 3.13.1).
-_NEEDS_CLEANUP_CLOSED = (
-    sys.version_info < (3, 12, 8) or (3, 13, 0) <= sys.version_info < (3, 13, 1)
-)
-
-
 @dataclass(frozen=True, slots=True)
 class _Upstream:
-    url: URL
-    raw: str  # the encoded URL text, to append a query string without re-quoting
+    origin: tuple[str, str, int]  # scheme, host, port: the pool's key
+    host_header: str  # what the backend expects in Host
+    target: str  # the encoded path and query of the route's URL
     name: str  # scheme://host:port only: safe to log (no userinfo, no path)
 
-    def with_query(self, raw_query: str) -> URL:
-        separator = "&" if self.url.raw_query_string else "?"
-        return URL(self.raw + separator + raw_query, encoded=True)
+    def request_target(self, raw_query: str) -> str:
+        if not raw_query:
+            return self.target
+        return self.target + ("&" if "?" in self.target else "?") + raw_query
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +80,11 @@ class _Plan:
     route: RouteSettings
     upstreams: tuple[_Upstream, ...]
     drop: frozenset[str]
-    timeout: aiohttp.ClientTimeout
+    connect_timeout: float
 
 
 class Forwarder:
-    """Sends requests to a route's upstreams over one pooled session (SPEC §5.3)."""
+    """Sends requests to a route's upstreams over pooled keep-alive connections."""
 
     def __init__(self, tls: UpstreamTLSSettings | None = None, *, limit: int = 256,
                  keepalive_timeout: float = 4.0) -> None:
@@ -103,36 +94,18 @@ class Forwarder:
         # Below the 5 s idle timeout of Apache and many legacy servers, so the gateway
         # retires a pooled connection before the backend closes it under a request.
         self._keepalive_timeout = keepalive_timeout
-        self._session: aiohttp.ClientSession | None = None
+        self._pools: dict[tuple[str, str, int], H1Pool] | None = None
         self._plans: dict[int, _Plan] = {}
         self.errors: Counter[str] = Counter()  # reason id -> count, for /metrics
 
     async def start(self) -> None:
-        if self._session is not None:
-            return
-        connector = aiohttp.TCPConnector(
-            # One legacy backend: the overall limit is the per-host one.
-            limit=self._limit, limit_per_host=0, ttl_dns_cache=300,
-            keepalive_timeout=self._keepalive_timeout,
-            enable_cleanup_closed=_NEEDS_CLEANUP_CLOSED, ssl=self._ssl,
-        )
-        session = aiohttp.ClientSession(
-            connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),  # a proxy must not keep the backend's cookies
-            auto_decompress=False,  # the backend's bytes are relayed with their encoding
-            timeout=aiohttp.ClientTimeout(total=None),  # each route brings its own
-        )
-        # aiohttp re-sends a GET or PUT once when the connection drops before the answer
-        # (RFC 9112 §9.3.1 permits it), even after the backend has read the request. The
-        # seed pushes with GET, and SPEC §5.3 sends nothing twice; aiohttp 3.14 has no
-        # public switch for this (pinned by test_upstream's never-retried test).
-        session._retry_connection = False
-        self._session = session
+        if self._pools is None:
+            self._pools = {}
 
     async def close(self) -> None:
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        pools, self._pools = self._pools, None
+        for pool in (pools or {}).values():
+            pool.close()
 
     async def __aenter__(self) -> Forwarder:
         await self.start()
@@ -142,63 +115,68 @@ class Forwarder:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.close()
 
+    def _pool(self, upstream: _Upstream) -> H1Pool:
+        pools = self._pools
+        if pools is None:
+            raise RuntimeError("Forwarder.start() has not been awaited")
+        pool = pools.get(upstream.origin)
+        if pool is None:
+            scheme, host, port = upstream.origin
+            pool = pools[upstream.origin] = H1Pool(
+                host, port, self._ssl if scheme == "https" else None,
+                keepalive_timeout=self._keepalive_timeout, max_idle=self._limit)
+        return pool
+
     async def forward(self, request: web.Request, route: RouteSettings, body: bytes, *,
                       client_id: str | None, scope: str | None, request_id: str,
                       forwarded_proto: str, client_address: str) -> web.Response:
         """Send ``body`` with ``request``'s method, query and cleaned headers to the route's
         upstreams; return the backend's answer or raise 502/504."""
-        session = self._session
-        if session is None:
-            raise RuntimeError("Forwarder.start() has not been awaited")
         plan = self._plans.get(id(route))
         if plan is None or plan.route is not route:
             plan = self._plan(route)
-        headers = _request_headers(request.headers, plan.drop)
-        headers["X-Forwarded-For"] = client_address
-        headers["X-Forwarded-Proto"] = forwarded_proto
-        host = request.headers.get("Host")
+        incoming = request.headers
+        head = [f"{k}: {v}\r\n" for k, v in incoming.items()
+                if k.lower() not in _dropped(incoming, plan.drop)]
+        head.append(f"X-Forwarded-For: {client_address}\r\n"
+                    f"X-Forwarded-Proto: {forwarded_proto}\r\n"
+                    f"X-Request-Id: {request_id}\r\n")
+        host = incoming.get("Host")
         if host:
-            headers["X-Forwarded-Host"] = host
-        headers["X-Request-Id"] = request_id
+            head.append(f"X-Forwarded-Host: {host}\r\n")
         if route.identity_headers:
             if client_id is not None:
-                headers["X-Gateway-Client-Id"] = client_id
+                head.append(f"X-Gateway-Client-Id: {client_id}\r\n")
             if scope is not None:
-                headers["X-Gateway-Scope"] = scope
-        skip = None if ("User-Agent" in headers and "Accept-Encoding" in headers
-                        and "Content-Type" in headers) else _AUTO_HEADERS
-        raw_query = request.rel_url.raw_query_string
+                head.append(f"X-Gateway-Scope: {scope}\r\n")
         method = request.method
-        data = body or None  # no invented "Content-Length: 0" on a bodiless GET
+        if body or method in _BODY_METHODS:
+            head.append(f"Content-Length: {len(body)}\r\n")
+        # Header text came off the wire through aiohttp's surrogateescape decoding; this
+        # gives the caller's exact bytes back.
+        fields = "".join(head).encode("utf-8", "surrogateescape")
+        raw_query = request.rel_url.raw_query_string
 
-        timeout = plan.timeout
-        started = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + route.timeout_seconds
         last = len(plan.upstreams) - 1
         for index, upstream in enumerate(plan.upstreams):
-            if index:
-                remaining = route.timeout_seconds - (asyncio.get_running_loop().time() - started)
-                if remaining <= 0:
-                    self.errors["timeout"] += 1
-                    raise GatewayTimeoutError()
-                timeout = aiohttp.ClientTimeout(total=remaining,
-                                                sock_connect=plan.timeout.sock_connect)
-            url = upstream.with_query(raw_query) if raw_query else upstream.url
+            start_line = (f"{method} {upstream.request_target(raw_query)} HTTP/1.1\r\n"
+                          f"Host: {upstream.host_header}\r\n").encode("ascii")
             try:
-                async with session.request(method, url, data=data, headers=headers,
-                                           skip_auto_headers=skip, timeout=timeout,
-                                           allow_redirects=False) as answer:
-                    payload = await answer.read()
-                    return _response(request, answer, payload, route.success_status)
-            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                answer = await self._pool(upstream).exchange(
+                    b"".join((start_line, fields, b"\r\n", body)),
+                    connect_timeout=plan.connect_timeout, deadline=deadline)
+            except ConnectFailed as exc:
                 # The connection never opened, so this backend never saw the request and
                 # the next one may have it.
-                reason = "connect_timeout" if isinstance(exc, TimeoutError) else "connect"
+                reason = "connect_timeout" if isinstance(exc, ConnectTimedOut) else "connect"
                 self.errors[reason] += 1
                 log.warning("upstream unreachable reason_id=%s upstream=%r error=%r",
-                            reason, upstream.name, type(exc).__name__)
-                if index < last:
+                            reason, upstream.name, str(exc))
+                if index < last and loop.time() < deadline:
                     continue
-                if isinstance(exc, TimeoutError):
+                if isinstance(exc, ConnectTimedOut):
                     raise GatewayTimeoutError() from exc
                 raise BadGatewayError() from exc
             except TimeoutError as exc:
@@ -206,25 +184,26 @@ class Forwarder:
                 log.warning("upstream timeout reason_id=timeout upstream=%r seconds=%r",
                             upstream.name, route.timeout_seconds)
                 raise GatewayTimeoutError() from exc
-            except aiohttp.ClientError as exc:
+            except UpstreamBroken as exc:
                 # Reset, disconnect or an unparsable answer: the request may have arrived,
                 # so it is not tried elsewhere.
                 self.errors["protocol"] += 1
                 log.warning("upstream failed reason_id=protocol upstream=%r error=%r",
-                            upstream.name, type(exc).__name__)
+                            upstream.name, str(exc))
                 raise BadGatewayError() from exc
+            return _response(request, answer, route.success_status)
         raise AssertionError("a route has at least one upstream")  # pragma: no cover
 
     def _plan(self, route: RouteSettings) -> _Plan:
         drop = _REQUEST_DROP if route.forward_authorization else _REQUEST_DROP | {"authorization"}
         count = len(route.upstreams)
         # With several upstreams one unreachable host may not eat the whole budget.
-        connect = route.timeout_seconds / count if count > 1 else None
+        connect = route.timeout_seconds / count if count > 1 else route.timeout_seconds
         plan = _Plan(
             route=route,
             upstreams=tuple(_upstream(u) for u in route.upstreams),
             drop=frozenset(drop),
-            timeout=aiohttp.ClientTimeout(total=route.timeout_seconds, sock_connect=connect),
+            connect_timeout=connect,
         )
         if len(self._plans) >= 1024:
             self._plans.clear()  # routes replaced by reloads: bound what old ones keep alive
@@ -256,7 +235,12 @@ async def check_reachable(url: str | URL, *, connect_seconds: float = 2.0) -> st
 
 def _upstream(text: str) -> _Upstream:
     url = URL(text)
-    return _Upstream(url=url, raw=str(url), name=f"{url.scheme}://{url.host_port_subcomponent}")
+    assert url.raw_host is not None and url.port is not None  # settings checked the URL
+    target = url.raw_path + (f"?{url.raw_query_string}" if url.raw_query_string else "")
+    return _Upstream(origin=(url.scheme, url.raw_host, url.port),
+                     host_header=url.host_port_subcomponent or url.raw_host,
+                     target=target or "/",
+                     name=f"{url.scheme}://{url.host_port_subcomponent}")
 
 
 def _client_ssl_context(tls: UpstreamTLSSettings) -> ssl.SSLContext:
@@ -285,24 +269,28 @@ def _dropped(headers: CIMultiDictProxy[str], base: frozenset[str]) -> frozenset[
     return base | _connection_tokens(",".join(headers.getall("Connection")))
 
 
-def _request_headers(headers: CIMultiDictProxy[str], base: frozenset[str]) -> CIMultiDict[str]:
-    drop = _dropped(headers, base)
-    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in drop])
-
-
-def _response(request: web.Request, answer: aiohttp.ClientResponse, payload: bytes,
+def _response(request: web.Request, answer: UpstreamAnswer,
               success_status: int | None) -> web.Response:
     status = answer.status
     # IRIS counts only 200 as delivered; never turn a non-2xx into success.
     if success_status is not None and 200 <= status < 300:
         status = success_status
-    source = answer.headers
-    drop = _dropped(source, _RESPONSE_DROP)
+    drop = _RESPONSE_DROP
+    content_type = ""
+    encoded = False
+    for name, value in answer.headers:
+        lower = name.lower()
+        if lower == "connection":
+            drop = drop | _connection_tokens(value)
+        elif lower == "content-type":
+            content_type = value.partition(";")[0].strip().lower()
+        elif lower == "content-encoding":
+            encoded = True
     # A list, not a CIMultiDict: web.Response copies whatever it is given into a new one.
-    headers = [(k, v) for k, v in source.items() if k.lower() not in drop]
+    headers = [(k, v) for k, v in answer.headers if k.lower() not in drop]
+    payload = answer.body
     response = web.Response(status=status, body=payload, headers=headers)
-    if (len(payload) > _GZIP_MIN_BYTES and "Content-Encoding" not in response.headers
-            and _compressible(answer.content_type)):
+    if len(payload) > _GZIP_MIN_BYTES and not encoded and _compressible(content_type):
         # The representation now depends on Accept-Encoding, compressed or not.
         response.headers.add("Vary", "Accept-Encoding")
         if _accepts_gzip(request.headers.get("Accept-Encoding", "")):
