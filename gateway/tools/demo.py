@@ -198,7 +198,7 @@ async def _walkthrough(console: Console, ports: dict[str, int], backend: str,
     report = await run_load(LoadOptions(
         url=https + "/segments/aam", credential=basic_credential(DEMO_CLIENT, secret),
         duration=load_seconds, concurrency=16, ssl_context=context))
-    console.print(report.format_text())
+    report.render(console)
 
 
 def run_demo(*, workdir: Path, load_seconds: float = 5.0) -> int:
