@@ -1,71 +1,141 @@
-"""``create_app(settings)``: the public application and the admin application.
+"""``create_app(settings)``: the public application.
 
-Middlewares, outermost first: errors (the one renderer of SPEC §6) → https (SPEC §5.4,
-HSTS). Routes: the token endpoint and discovery (``oauth/``), then the protected routes
-(``pipeline.py``). The admin application (``/healthz``) is served on its own listener,
-never on the public port.
+Middlewares, outermost first: front (request id, in-flight count, the one renderer of
+SPEC §6, refusal counts) → https (SPEC §5.4, HSTS). Routes: the OAuth endpoints and
+discovery (``oauth/``) in aiohttp's router, then one catch-all that dispatches to the
+protected routes of the *current* runtime (``runtime.py``), so a reload can add, change or
+remove routes; it answers 404 and 405 + ``Allow`` exactly as the router would.
+
+The app owns the process's shared-state mirror (``shared.py``, refreshed in the
+background), its metrics and the runtime slot; ``reload.py`` swaps the runtime.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
+from time import perf_counter
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway import keys
 from gateway.errors import (
+    ForbiddenError,
     GatewayError,
-    InternalError,
+    InsufficientScopeError,
+    InvalidClientError,
+    InvalidPayloadError,
+    InvalidRequestError,
+    InvalidTokenError,
     MethodNotAllowedError,
+    MissingTokenError,
     NotFoundError,
     PayloadTooLargeError,
-    render,
+    UnsupportedMediaTypeError,
+    error_middleware,
+    respond_to,
 )
-from gateway.oauth.routes import setup_oauth
-from gateway.pipeline import add_protected_routes
+from gateway.metrics import Metrics
+from gateway.oauth.routes import OAUTH_PATHS, setup_oauth
+from gateway.pipeline import request_id
+from gateway.runtime import Runtime, RuntimeSlot
 from gateway.settings import Settings
+from gateway.shared import SharedState
 from gateway.stages.https import add_hsts, https_middleware
-from gateway.upstream import Forwarder
+from gateway.stages.signature import SignatureError
+from gateway.state import SQLiteState, StateError
+from gateway.tls import server_context
 
-__all__ = ["create_admin_app", "create_app", "error_middleware"]
+__all__ = ["create_app", "error_middleware"]
 
 log = logging.getLogger("gateway")
 
+_AUTH_ERRORS = (InvalidClientError, InvalidTokenError, MissingTokenError,
+                InsufficientScopeError, ForbiddenError)
+_PAYLOAD_ERRORS = (InvalidPayloadError, PayloadTooLargeError, UnsupportedMediaTypeError)
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every failure into SPEC §6's JSON; never a stack trace on the wire."""
-    try:
-        return await handler(request)
-    except GatewayError as error:
-        return render(error)
-    except web.HTTPMethodNotAllowed as exc:
-        return render(MethodNotAllowedError(sorted(exc.allowed_methods)))
-    except web.HTTPNotFound:
-        return render(NotFoundError())
-    except web.HTTPRequestEntityTooLarge:
-        return render(PayloadTooLargeError())
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        generic = GatewayError.__new__(GatewayError)
-        GatewayError.__init__(generic, exc.reason if exc.reason.isascii() else None)
-        response = render(generic)
-        response.set_status(exc.status)
-        return response
-    except Exception:
-        # reason_id: unhandled_exception — logged with its type only; the request's
-        # headers may hold credentials and are never logged.
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return render(InternalError())
+
+def _auth_reason(error: GatewayError) -> str | None:
+    """The ``reason`` label of an authentication refusal, or None for other errors."""
+    if isinstance(error, MissingTokenError):
+        return "missing_token"
+    if isinstance(error, SignatureError):
+        return "invalid_signature"
+    if isinstance(error, _AUTH_ERRORS):
+        return error.error
+    # A malformed bearer token: invalid_request with a Bearer challenge (RFC 6750 §3.1).
+    if isinstance(error, InvalidRequestError) and "WWW-Authenticate" in error.extra_headers:
+        return "invalid_request"
+    return None
+
+
+def front_middleware(metrics: Metrics, labels: dict[str, str]) -> web.Middleware:
+    """Request id and in-flight gauge for every request; every failure rendered once and
+    counted (authentication failures by reason, payload rejections by route)."""
+
+    @web.middleware
+    async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request[keys.STARTED] = perf_counter()
+        request[keys.REQUEST_ID] = request_id(request)
+        metrics.inflight += 1
+        try:
+            return await handler(request)
+        except GatewayError as error:
+            reason = _auth_reason(error)
+            if reason is not None:
+                metrics.count("gateway_auth_failures_total", reason)
+            elif isinstance(error, _PAYLOAD_ERRORS):
+                metrics.count("gateway_payload_rejections_total",
+                              labels.get(request.path, "unmatched"), error.error)
+            return respond_to(request, error)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return respond_to(request, exc)
+        except Exception as exc:
+            return respond_to(request, exc)
+        finally:
+            metrics.inflight -= 1
+
+    return front
+
+
+def _dispatcher(slot: RuntimeSlot, fixed: dict[str, tuple[str, ...]]) -> Handler:
+    """The protected routes of the current runtime, found by path then method."""
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        runtime = slot.current
+        path = request.rel_url.path_safe  # what aiohttp's router matches on
+        entry = runtime.routes.get(path)
+        if entry is None:
+            # The catch-all also receives wrong methods on the router's own paths.
+            allowed = fixed.get(path)
+            if allowed is not None:
+                raise MethodNotAllowedError(allowed)
+            raise NotFoundError()
+        handler = entry.handlers.get(request.method)
+        if handler is None:
+            raise MethodNotAllowedError(entry.allowed)
+        runtime.active += 1  # the old runtime's pool stays open until this reaches 0
+        try:
+            return await handler(request)
+        finally:
+            runtime.active -= 1
+
+    return dispatch
 
 
 def create_app(settings: Settings) -> web.Application:
+    metrics = Metrics()
+    backend = SQLiteState(settings.state.path)
+    shared = SharedState(backend)
+    slot = RuntimeSlot(Runtime(settings, shared, metrics), metrics, OAUTH_PATHS)
     app = web.Application(
         middlewares=[
-            error_middleware,
+            front_middleware(metrics, slot.labels),
             https_middleware(trusted_proxies=settings.server.trusted_proxies),
         ],
         client_max_size=settings.server.max_body_bytes,
@@ -76,28 +146,30 @@ def create_app(settings: Settings) -> web.Application:
                       "keepalive_timeout": 75.0},
     )
     app[keys.SETTINGS] = settings
+    app[keys.METRICS] = metrics
+    app[keys.SHARED_STATE] = shared
+    app[keys.RUNTIME] = slot
+    app[keys.TLS_CONTEXT] = server_context(settings.server.tls)
     app.on_response_prepare.append(add_hsts)
-    forwarder = Forwarder(settings.upstream_tls)
-    app[keys.FORWARDER] = forwarder
 
-    async def forwarder_ctx(_: web.Application) -> AsyncIterator[None]:
-        await forwarder.start()
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        await slot.start()
+        try:
+            await shared.refresh()
+        except StateError as exc:  # the refresh task keeps trying and logs the outage
+            log.error("shared state unavailable at start: %s", exc,
+                      extra={"reason_id": "state_unavailable"})
+        refresher = asyncio.get_running_loop().create_task(shared.run())
         yield
-        await forwarder.close()
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
+        await slot.close()
+        await backend.close()
 
-    app.cleanup_ctx.append(forwarder_ctx)
+    app.cleanup_ctx.append(lifecycle)
     setup_oauth(app, settings)
-    add_protected_routes(app, settings)
-    return app
-
-
-def create_admin_app(settings: Settings) -> web.Application:
-    """The operator's listener (SPEC §5.5): health now, readiness and metrics later."""
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    app = web.Application(middlewares=[error_middleware])
-    app[keys.SETTINGS] = settings
-    app.router.add_get("/healthz", healthz)
+    fixed = {resource.canonical: tuple(sorted({route.method for route in resource}))
+             for resource in app.router.resources()}
+    app.router.add_route("*", "/{tail:.*}", _dispatcher(slot, fixed))
     return app

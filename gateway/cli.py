@@ -16,9 +16,16 @@ DEFAULT_CONFIG = Path("config.yaml")
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from gateway.server import serve
+    from gateway.server import WorkerOptions, serve
 
-    return serve(args.config)
+    worker = None
+    if args.worker_index is not None:
+        # Set by the supervisor only (supervisor.py): this process is one of its workers.
+        https, _, http = args.worker_ports.partition(":")
+        worker = WorkerOptions(index=args.worker_index, https_port=int(https),
+                               http_port=int(http) if http else None,
+                               metrics_dir=args.metrics_dir)
+    return serve(args.config, worker)
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -98,6 +105,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("serve", help="run the gateway until SIGTERM/SIGINT")
     config_option(p)
+    p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--worker-ports", default="", help=argparse.SUPPRESS)
+    p.add_argument("--metrics-dir", type=Path, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_serve)
 
     p = commands.add_parser("check-config", help="validate the configuration file")

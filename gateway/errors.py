@@ -18,10 +18,12 @@ RFC 6750 §3 require. Nothing else in the gateway writes an error response.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import ClassVar
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 __all__ = [
     "BadGatewayError",
@@ -47,8 +49,12 @@ __all__ = [
     "UnauthorizedClientError",
     "UnsupportedGrantTypeError",
     "UnsupportedMediaTypeError",
+    "error_middleware",
     "render",
+    "respond_to",
 ]
+
+log = logging.getLogger("gateway")
 
 # RFC 6749 §5.2: error_description "MUST NOT include characters outside the set
 # %x20-21 / %x23-5B / %x5D-7E" (printable ASCII without '"' and '\').
@@ -311,3 +317,41 @@ def render(error: GatewayError) -> web.Response:
         content_type="application/json",
         headers=headers,
     )
+
+
+def respond_to(request: web.Request, exc: Exception) -> web.Response:
+    """The SPEC §6 answer to whatever a handler raised; never a stack trace on the wire."""
+    if isinstance(exc, GatewayError):
+        return render(exc)
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return render(MethodNotAllowedError(sorted(exc.allowed_methods)))
+    if isinstance(exc, web.HTTPNotFound):
+        return render(NotFoundError())
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return render(PayloadTooLargeError())
+    if isinstance(exc, web.HTTPException) and exc.status >= 400:
+        generic = GatewayError.__new__(GatewayError)
+        GatewayError.__init__(generic, exc.reason if exc.reason.isascii() else None)
+        response = render(generic)
+        response.set_status(exc.status)
+        return response
+    # reason_id: unhandled_exception — logged with its type only; the request's headers
+    # may hold credentials and are never logged.
+    log.error("unhandled error on %s %s", request.method, request.path,
+              exc_info=(type(exc), exc, exc.__traceback__),
+              extra={"reason_id": "unhandled_exception"})
+    return render(InternalError())
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into SPEC §6's JSON (the admin app; the public app's front
+    middleware in app.py does the same and counts refusals)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return respond_to(request, exc)
+    except Exception as exc:
+        return respond_to(request, exc)

@@ -2,39 +2,44 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from gateway.oauth.clients import ClientRegistry
-    from gateway.oauth.keys import KeySet
-    from gateway.oauth.tokens import TokenIssuer, TokenVerifier, VerifiedToken
-    from gateway.ratelimit import FailedAuthLimiter
-    from gateway.settings import RouteSettings, Settings
-    from gateway.upstream import Forwarder
+    from gateway.metrics import Metrics
+    from gateway.oauth.tokens import VerifiedToken
+    from gateway.runtime import RuntimeSlot
+    from gateway.settings import Settings
+    from gateway.shared import SharedState
 
 __all__ = [
-    "CLIENT_REGISTRY",
-    "FAILED_AUTH_LIMITER",
-    "FORWARDER",
-    "KEY_SET",
+    "CLIENT_ID",
+    "METRICS",
     "REQUEST_ID",
-    "ROUTE",
+    "RUNTIME",
     "SETTINGS",
-    "TOKEN_ISSUER",
-    "TOKEN_VERIFIER",
+    "SHARED_STATE",
+    "STARTED",
+    "TLS_CONTEXT",
+    "UPSTREAM_STATUS",
     "VERIFIED_TOKEN",
 ]
 
+# The settings the app was started with (listeners, state: what a reload cannot change).
 SETTINGS: web.AppKey[Settings] = web.AppKey("SETTINGS")
-KEY_SET: web.AppKey[KeySet] = web.AppKey("KEY_SET")
-CLIENT_REGISTRY: web.AppKey[ClientRegistry] = web.AppKey("CLIENT_REGISTRY")
-TOKEN_ISSUER: web.AppKey[TokenIssuer] = web.AppKey("TOKEN_ISSUER")
-TOKEN_VERIFIER: web.AppKey[TokenVerifier] = web.AppKey("TOKEN_VERIFIER")
-FAILED_AUTH_LIMITER: web.AppKey[FailedAuthLimiter] = web.AppKey("FAILED_AUTH_LIMITER")
-FORWARDER: web.AppKey[Forwarder] = web.AppKey("FORWARDER")
+# Everything a reload replaces (SPEC §6): read ``app[RUNTIME].current`` per request.
+RUNTIME: web.AppKey[RuntimeSlot] = web.AppKey("RUNTIME")
+METRICS: web.AppKey[Metrics] = web.AppKey("METRICS")
+SHARED_STATE: web.AppKey[SharedState] = web.AppKey("SHARED_STATE")
+# The public listener's live context: a reload loads the renewed chain into it.
+TLS_CONTEXT: web.AppKey[ssl.SSLContext] = web.AppKey("TLS_CONTEXT")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("REQUEST_ID")
-ROUTE: web.RequestKey[RouteSettings] = web.RequestKey("ROUTE")
+# time.perf_counter() when the request reached the app: the loop's clock (uvloop) only
+# counts whole milliseconds.
+STARTED: web.RequestKey[float] = web.RequestKey("STARTED")
+CLIENT_ID: web.RequestKey[str] = web.RequestKey("CLIENT_ID")
+UPSTREAM_STATUS: web.RequestKey[int] = web.RequestKey("UPSTREAM_STATUS")
 VERIFIED_TOKEN: web.RequestKey[VerifiedToken] = web.RequestKey("VERIFIED_TOKEN")

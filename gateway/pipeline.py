@@ -1,7 +1,7 @@
 """The protected routes: SPEC §5.2's stages, in one listed order, ending in the forward.
 
     1. https      (middleware, stages/https.py)     403 on plain HTTP
-    2. route      (the router)                      404, 405 + Allow
+    2. route      (app.py dispatch, current runtime) 404, 405 + Allow
     3. authn      (stages/authn.py)                 401, 400, 403 insufficient_scope
     4. limits     (stages/limits.py)                403, 429
     5. headers    (stages/headers.py)               415, 413; body read under the bound
@@ -10,19 +10,25 @@
     7. forward    (upstream.py)                     502, 504; the backend's answer
 
 The first failure raises and the error middleware answers; nothing that fails reaches the
-backend. Each route's handler is built once, with its own slice of the configuration.
+backend. Each route's handler is built once per configuration (``runtime.py``), with its
+own slice of the configuration and that configuration's verifier and upstream pool.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway import keys
+from gateway.metrics import Metrics
+from gateway.oauth.tokens import TokenVerifier
 from gateway.settings import RouteSettings, Settings
 from gateway.stages.authn import authenticate
 from gateway.stages.headers import check_content_headers, read_body
@@ -30,22 +36,35 @@ from gateway.stages.https import client_address
 from gateway.stages.limits import ClientLimits
 from gateway.stages.payload import validate_aam_segments, validate_json
 from gateway.stages.signature import check_signature
+from gateway.upstream import Forwarder
 
-__all__ = ["add_protected_routes", "request_id"]
+__all__ = ["RouteEntry", "build_routes", "request_id"]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Unique, not secret: a per-process random prefix and a counter cost a fraction of
+# os.urandom's system call per request.
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count(1)
 
 
 def request_id(request: web.Request) -> str:
-    """The caller's X-Request-Id when it is sane, else a new random one."""
+    """The caller's X-Request-Id when it is sane, else a new unique one."""
     given = request.headers.get("X-Request-Id")
     if given is not None and _REQUEST_ID.fullmatch(given):
         return given
-    return os.urandom(12).hex()
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
 
 
-def _route_handler(app: web.Application, route: RouteSettings, settings: Settings,
-                   limits: ClientLimits) -> Handler:
+@dataclass(frozen=True, slots=True)
+class RouteEntry:
+    """One configured path: a handler per method, and the Allow list for a 405."""
+
+    handlers: dict[str, Handler]
+    allowed: tuple[str, ...]
+
+
+def _route_handler(route: RouteSettings, settings: Settings, verifier: TokenVerifier,
+                   forwarder: Forwarder, limits: ClientLimits, metrics: Metrics) -> Handler:
     realm = settings.tokens.realm
     max_bytes = settings.server.max_body_bytes
     trusted = settings.server.trusted_proxies
@@ -55,9 +74,12 @@ def _route_handler(app: web.Application, route: RouteSettings, settings: Setting
     signature = route.signature
     scope = route.scope
     media_type = route.content_type
+    label = route.path
+    clock = time.perf_counter
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        verified = authenticate(request, app[keys.TOKEN_VERIFIER], scope, realm)
+        verified = authenticate(request, verifier, scope, realm)
+        request[keys.VERIFIED_TOKEN] = verified
         address = client_address(request, trusted)
         if limits.active:
             limits.check(verified.client_id, address)
@@ -67,22 +89,31 @@ def _route_handler(app: web.Application, route: RouteSettings, settings: Setting
             check_signature(request, raw, signature, realm)
         if validate is not None:
             validate(body)
-        request[keys.VERIFIED_TOKEN] = verified
-        return await app[keys.FORWARDER].forward(
-            request, route, body,
-            client_id=verified.client_id,
-            scope=" ".join(sorted(verified.scopes)),
-            request_id=request_id(request),
-            forwarded_proto="https",
-            client_address=address,
-        )
+        started = clock()
+        try:
+            response = await forwarder.forward(
+                request, route, body,
+                client_id=verified.client_id,
+                scope=" ".join(sorted(verified.scopes)),
+                request_id=request[keys.REQUEST_ID],
+                forwarded_proto="https",
+                client_address=address,
+            )
+        finally:
+            metrics.observe_upstream(label, clock() - started)
+        request[keys.UPSTREAM_STATUS] = response.status
+        return response
 
     return handle
 
 
-def add_protected_routes(app: web.Application, settings: Settings) -> None:
+def build_routes(settings: Settings, verifier: TokenVerifier, forwarder: Forwarder,
+                 metrics: Metrics) -> dict[str, RouteEntry]:
+    """The route table of one configuration, keyed by path."""
     limits = ClientLimits(settings.clients)
+    table: dict[str, RouteEntry] = {}
     for route in settings.routes:
-        handler = _route_handler(app, route, settings, limits)
-        for method in route.methods:
-            app.router.add_route(method, route.path, handler)
+        handler = _route_handler(route, settings, verifier, forwarder, limits, metrics)
+        table[route.path] = RouteEntry({method: handler for method in route.methods},
+                                       tuple(sorted(route.methods)))
+    return table

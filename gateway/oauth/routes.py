@@ -1,47 +1,56 @@
-"""Wiring of the OAuth part into the app: the token endpoint (RFC 6749 §4.4) and the
-discovery documents (RFC 8414, RFC 7517), plus the shared objects other stages use.
+"""Wiring of the OAuth part into the app: the token endpoint (RFC 6749 §4.4), revocation
+(RFC 7009), introspection (RFC 7662) and the discovery documents (RFC 8414, RFC 7517).
 
-``setup_oauth`` parses keys and clients once and stores the results under the AppKeys of
-``gateway.keys``: the authn stage finds ``TOKEN_VERIFIER`` there.
+Every handler reads the objects it needs from the current runtime (``app[RUNTIME].current``),
+so a reload's new keys and clients apply to the next request.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.keys import (
-    CLIENT_REGISTRY,
-    FAILED_AUTH_LIMITER,
-    KEY_SET,
-    TOKEN_ISSUER,
-    TOKEN_VERIFIER,
+from gateway.keys import METRICS, RUNTIME, SHARED_STATE
+from gateway.metrics import Metrics
+from gateway.oauth.discovery import (
+    INTROSPECT_PATH,
+    JWKS_PATH,
+    METADATA_PATH,
+    REVOKE_PATH,
+    TOKEN_PATH,
 )
-from gateway.oauth.clients import ClientRegistry
-from gateway.oauth.discovery import JWKS_PATH, METADATA_PATH, TOKEN_PATH, Discovery
-from gateway.oauth.keys import KeySet
+from gateway.oauth.revocation import introspection_endpoint, revocation_endpoint
 from gateway.oauth.token_endpoint import token_endpoint
-from gateway.oauth.tokens import TokenIssuer, TokenVerifier
-from gateway.ratelimit import FailedAuthLimiter
+from gateway.runtime import Runtime, RuntimeSlot
 from gateway.settings import Settings
+from gateway.shared import SharedState
+from gateway.state import MemoryState
 
-__all__ = ["setup_oauth"]
+__all__ = ["OAUTH_PATHS", "setup_oauth"]
+
+OAUTH_PATHS = (TOKEN_PATH, REVOKE_PATH, INTROSPECT_PATH, JWKS_PATH, METADATA_PATH)
+
+
+async def jwks(request: web.Request) -> web.Response:
+    return await request.app[RUNTIME].current.discovery.jwks(request)
+
+
+async def metadata(request: web.Request) -> web.Response:
+    return await request.app[RUNTIME].current.discovery.metadata(request)
 
 
 def setup_oauth(app: web.Application, settings: Settings) -> None:
-    """Build the OAuth objects from ``settings`` and register the OAuth routes on ``app``.
-
-    Raises ``ConfigError`` if a key file cannot be loaded.
-    """
-    tokens = settings.tokens
-    keyset = KeySet.from_settings(tokens)
-    registry = ClientRegistry.from_settings(settings.clients, realm=tokens.realm)
-    app[KEY_SET] = keyset
-    app[CLIENT_REGISTRY] = registry
-    app[TOKEN_ISSUER] = TokenIssuer(tokens, keyset)
-    app[TOKEN_VERIFIER] = TokenVerifier(tokens, keyset, registry)
-    app[FAILED_AUTH_LIMITER] = FailedAuthLimiter(tokens.failed_auth_per_minute)
-    discovery = Discovery(keyset, tokens, settings.clients)
-    # Only POST is registered: aiohttp's router answers other methods 405 with Allow: POST.
+    """Register the OAuth routes on ``app``. An app without a runtime (unit tests) gets one
+    built from ``settings`` with an in-memory shared state; raises ``ConfigError`` if a key
+    file cannot be loaded."""
+    if RUNTIME not in app:
+        metrics, shared = Metrics(), SharedState(MemoryState())
+        app[METRICS] = metrics
+        app[SHARED_STATE] = shared
+        app[RUNTIME] = RuntimeSlot(Runtime(settings, shared, metrics), metrics, OAUTH_PATHS)
+    # Only POST is registered: other methods get 405 with Allow: POST (app.py answers it
+    # from the router's own table).
     app.router.add_post(TOKEN_PATH, token_endpoint)
-    app.router.add_get(JWKS_PATH, discovery.jwks)
-    app.router.add_get(METADATA_PATH, discovery.metadata)
+    app.router.add_post(REVOKE_PATH, revocation_endpoint)
+    app.router.add_post(INTROSPECT_PATH, introspection_endpoint)
+    app.router.add_get(JWKS_PATH, jwks)
+    app.router.add_get(METADATA_PATH, metadata)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from aiohttp import hdrs, web
@@ -22,12 +23,15 @@ from gateway.errors import (
     PayloadTooLargeError,
     UnsupportedGrantTypeError,
 )
-from gateway.keys import CLIENT_REGISTRY, FAILED_AUTH_LIMITER, TOKEN_ISSUER
+from gateway.keys import CLIENT_ID, METRICS, RUNTIME
 from gateway.oauth.clients import parse_basic
 from gateway.settings import ClientSettings
 
-__all__ = ["MAX_BODY_BYTES", "accepts_gzip", "parse_basic", "parse_form", "parse_media_type",
-           "token_endpoint"]
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
+
+__all__ = ["MAX_BODY_BYTES", "accepts_gzip", "authenticate_client", "json_answer", "parse_basic",
+           "parse_form", "parse_media_type", "read_form", "token_endpoint"]
 
 MAX_BODY_BYTES = 4096
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
@@ -139,20 +143,17 @@ def _granted_scopes(client: ClientSettings, requested: str | None) -> tuple[str,
     return scopes
 
 
-async def token_endpoint(request: web.Request) -> web.Response:
-    """RFC 6749 §4.4.2 Access Token Request → §5.1 Successful Response."""
-    app = request.app
-    limiter, registry = app[FAILED_AUTH_LIMITER], app[CLIENT_REGISTRY]
-    address = request.remote
-    # SECURITY: checked before the credentials, so a blocked address learns nothing.
-    limiter.check(address)
+async def read_form(request: web.Request) -> dict[str, str]:
+    """The checked media type and strictly parsed form of an OAuth endpoint's request."""
     _check_media_type(request.headers.get(hdrs.CONTENT_TYPE))
-    form = parse_form(await _read_body(request))
-    grant_type = form.get("grant_type")
-    if grant_type is None:
-        raise InvalidRequestError("grant_type is required.")
-    if grant_type != "client_credentials":
-        raise UnsupportedGrantTypeError()
+    return parse_form(await _read_body(request))
+
+
+async def authenticate_client(request: web.Request, runtime: Runtime,
+                              form: dict[str, str]) -> ClientSettings:
+    """RFC 6749 §2.3: the one client authentication of a token, revocation (RFC 7009 §2.1)
+    or introspection (RFC 7662 §2.1) request; a failure counts against the address."""
+    registry = runtime.registry
     authorization = request.headers.getall(hdrs.AUTHORIZATION, [])
     if len(authorization) > 1:
         raise InvalidRequestError("The Authorization header is repeated.")
@@ -170,19 +171,15 @@ async def token_endpoint(request: web.Request) -> web.Response:
         else:
             raise InvalidClientError(realm=registry.realm)
     except InvalidClientError:
-        limiter.record_failure(address)
+        await runtime.guard.record_failure(request.remote)
         raise
-    scopes = _granted_scopes(client, form.get("scope"))
-    token, expires_in = app[TOKEN_ISSUER].mint(client, scopes)
-    # RFC 6749 §5.1: the parameters "using the application/json media type"; "The
-    # authorization server MUST include the HTTP Cache-Control response header field
-    # with a value of no-store ... as well as the Pragma response header field with a
-    # value of no-cache."
-    body = json.dumps(
-        {"access_token": token, "token_type": "Bearer", "expires_in": expires_in,
-         "scope": " ".join(scopes)},
-        separators=(",", ":"),
-    ).encode()
+    request[CLIENT_ID] = client.client_id
+    return client
+
+
+def json_answer(request: web.Request, document: dict[str, Any]) -> web.Response:
+    """An OAuth JSON answer: ``no-store`` (RFC 6749 §5.1), gzip when the caller accepts it."""
+    body = json.dumps(document, separators=(",", ":")).encode()
     headers = {**_NO_STORE, hdrs.VARY: hdrs.ACCEPT_ENCODING}
     if accepts_gzip(request.headers.get(hdrs.ACCEPT_ENCODING)):
         compressor = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip framing
@@ -190,3 +187,26 @@ async def token_endpoint(request: web.Request) -> web.Response:
         headers[hdrs.CONTENT_ENCODING] = "gzip"
     return web.Response(body=body, headers=headers, content_type="application/json",
                         charset="utf-8")
+
+
+async def token_endpoint(request: web.Request) -> web.Response:
+    """RFC 6749 §4.4.2 Access Token Request → §5.1 Successful Response."""
+    runtime = request.app[RUNTIME].current
+    # SECURITY: checked before the credentials, so a blocked address learns nothing.
+    runtime.guard.check(request.remote)
+    form = await read_form(request)
+    grant_type = form.get("grant_type")
+    if grant_type is None:
+        raise InvalidRequestError("grant_type is required.")
+    if grant_type != "client_credentials":
+        raise UnsupportedGrantTypeError()
+    client = await authenticate_client(request, runtime, form)
+    scopes = _granted_scopes(client, form.get("scope"))
+    token, expires_in = runtime.issuer.mint(client, scopes)
+    request.app[METRICS].count("gateway_tokens_issued_total", client.client_id)
+    # RFC 6749 §5.1: the parameters "using the application/json media type"; "The
+    # authorization server MUST include the HTTP Cache-Control response header field
+    # with a value of no-store ... as well as the Pragma response header field with a
+    # value of no-cache."
+    return json_answer(request, {"access_token": token, "token_type": "Bearer",
+                                 "expires_in": expires_in, "scope": " ".join(scopes)})

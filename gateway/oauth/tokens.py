@@ -7,8 +7,9 @@ by PyJWT's algorithm object for the configured algorithm only, the registered cl
 (RFC 7519 §4.1, RFC 9068 §4) with leeway, then the client still being configured. PyJWT's
 ``decode`` is not used on this path: its per-character base64 check cost more than the
 signature itself (measured ~100 µs per token), and a flood of bad tokens must stay cheap.
-Verified tokens are cached until their ``exp``; ``replace``/``clear`` let a reload swap keys
-and clients and forget every earlier verdict at once (SPEC §5.2).
+Verified tokens are cached until their ``exp``; a reload builds a new verifier (an empty
+cache), so a removed key or client is refused at once (SPEC §5.2). Revoked token ids
+(RFC 7009) are checked on every call, cache hits included.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -107,7 +109,8 @@ class TokenIssuer:
 class TokenVerifier:
     """Verifies bearer tokens against the configured keys and clients, with a cache."""
 
-    def __init__(self, tokens: TokenSettings, keyset: KeySet, registry: ClientRegistry) -> None:
+    def __init__(self, tokens: TokenSettings, keyset: KeySet, registry: ClientRegistry,
+                 revoked: Container[str] = frozenset()) -> None:
         self._issuer = tokens.issuer
         self._audience = tokens.audience
         self._leeway = tokens.leeway_seconds
@@ -115,6 +118,11 @@ class TokenVerifier:
         self._keyset = keyset
         self._registry = registry
         self._cache: LRUCache[str, VerifiedToken] = LRUCache(_CACHE_SIZE)
+        # The shared state's in-memory set of revoked jti (SPEC §5.1), mutated in place by
+        # its refresh task; consulted on cache hits too, so a revocation is never cached away.
+        self._revoked = revoked
+        self.hits = 0
+        self.misses = 0
 
     def replace(self, *, keyset: KeySet | None = None,
                 registry: ClientRegistry | None = None) -> None:
@@ -134,14 +142,33 @@ class TokenVerifier:
         if cached is not None:
             # SECURITY: a cached verdict never outlives the token's exp.
             if time.time() < cached.exp:
+                self.hits += 1
+                if cached.jti in self._revoked:
+                    raise self._invalid("revoked")
                 return cached
             self._cache.pop(token, None)
-        verified = self._verify(token)
+        self.misses += 1
+        verified, _ = self._verify(token)
+        if verified.jti in self._revoked:
+            raise self._invalid("revoked")
         if time.time() < verified.exp:
             self._cache[token] = verified
         return verified
 
-    def _verify(self, token: str) -> VerifiedToken:
+    def introspect(self, token: str) -> tuple[VerifiedToken, dict[str, Any]] | None:
+        """RFC 7662 §2.2: the facts and claims of an active token, None for any other
+        (malformed, bad signature, expired, revoked, removed client); never cached."""
+        try:
+            verified, claims = self._verify(token)
+        except InvalidTokenError:
+            return None
+        return None if verified.jti in self._revoked else (verified, claims)
+
+    def counters(self) -> dict[str, int]:
+        return {"gateway_token_cache_hits_total": self.hits,
+                "gateway_token_cache_misses_total": self.misses}
+
+    def _verify(self, token: str) -> tuple[VerifiedToken, dict[str, Any]]:
         # SECURITY: bound the work an unauthenticated caller can cause before any crypto;
         # RFC 7515 §7.1 compact form, unpadded base64url (RFC 7515 §2), nothing else.
         if len(token) > MAX_TOKEN_BYTES or not _COMPACT_JWS.fullmatch(token):
@@ -166,7 +193,7 @@ class TokenVerifier:
         claims = _json_object(payload_segment)
         if claims is None:
             raise self._invalid("malformed_claims")
-        return self._check_claims(claims)
+        return self._check_claims(claims), claims
 
     def _key_for(self, header: dict[str, Any]) -> Any:
         """The verification key the header's kid names, after checking the header."""
@@ -231,12 +258,21 @@ def _b64decode(segment: str) -> bytes | None:
         return None
 
 
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # SECURITY: RFC 7515 §4 and RFC 7519 §4 let a parser reject duplicate names or keep the
+    # last; rejecting leaves no room for two readers to see different alg, aud or client_id.
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise ValueError("duplicate member name")
+    return value
+
+
 def _json_object(segment: str) -> dict[str, Any] | None:
     raw = _b64decode(segment)
     if raw is None:
         return None
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, object_pairs_hook=_unique_members)
     except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpClient
 
 from gateway.errors import GatewayError, InvalidRequestError, MethodNotAllowedError, render
-from gateway.keys import TOKEN_VERIFIER
+from gateway.keys import RUNTIME
 from gateway.oauth.routes import setup_oauth
 from gateway.oauth.token_endpoint import accepts_gzip, parse_form, parse_media_type
 from gateway.settings import ClientSettings, ServerSettings, Settings, TLSSettings, TokenSettings
@@ -93,7 +93,7 @@ async def test_seed_request_gets_gzip_token(client: Any, app: web.Application) -
     assert set(body) == {"access_token", "token_type", "expires_in", "scope"}
     assert body["token_type"] == "Bearer" and body["expires_in"] == 600
     assert body["scope"] == "segments:write segments:read"  # no scope asked: all of them
-    assert app[TOKEN_VERIFIER].verify(body["access_token"]).client_id == "aam"
+    assert app[RUNTIME].current.verifier.verify(body["access_token"]).client_id == "aam"
 
 
 @pytest.mark.parametrize("content_type", [
