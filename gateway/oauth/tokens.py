@@ -272,7 +272,9 @@ def _json_object(segment: str) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:
-        value = json.loads(raw, object_pairs_hook=_unique_members)
+        # SECURITY: strict UTF-8 (RFC 7515 §2, RFC 8259 §8.1); json.loads on bytes would
+        # also take UTF-16/32, a byte-order mark and encoded surrogates.
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_members)
     except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
