@@ -12,7 +12,8 @@ RFC 6750 §3 require. Nothing else in the gateway writes an error response.
     └── HTTP errors (SPEC §6 short codes)
         NotFoundError, MethodNotAllowedError, UnsupportedMediaTypeError,
         PayloadTooLargeError, InvalidPayloadError, ForbiddenError, RateLimitedError,
-        ServiceUnavailableError, BadGatewayError, GatewayTimeoutError, InternalError
+        ServiceUnavailableError, BadGatewayError, GatewayTimeoutError, InternalError,
+        RequestTimeoutError, UriTooLongError, RequestHeaderFieldsTooLargeError
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ __all__ = [
     "PayloadTooLargeError",
     "RateLimitedError",
     "RequestHeaderFieldsTooLargeError",
+    "RequestTimeoutError",
     "ServiceUnavailableError",
     "UnauthorizedClientError",
     "UnsupportedGrantTypeError",
     "UnsupportedMediaTypeError",
+    "UriTooLongError",
     "error_middleware",
     "render",
     "respond_to",
@@ -252,6 +255,20 @@ class RequestHeaderFieldsTooLargeError(GatewayError):
     error = "invalid_request"
     status_code = 431
     description = "The request headers are too large."
+
+
+class RequestTimeoutError(GatewayError):
+    """RFC 9110 §15.5.9: 408, the request did not arrive in the time the server waits."""
+
+    error = "request_timeout"
+    status_code = 408
+    description = "The request did not arrive in time."
+
+
+class UriTooLongError(GatewayError):
+    error = "invalid_request"
+    status_code = 414
+    description = "The request target is too long."
 
 
 class InvalidPayloadError(GatewayError):

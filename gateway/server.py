@@ -29,6 +29,7 @@ from gateway import keys
 from gateway.accesslog import access_logger_class, stdout_writer
 from gateway.admin import create_admin_app
 from gateway.app import create_app
+from gateway.guards import GuardedAppRunner
 from gateway.logs import configure_logging
 from gateway.metrics import Snapshot, write_snapshot
 from gateway.oauth.keys import KeySet
@@ -100,8 +101,9 @@ async def start_gateway(settings: Settings, worker: WorkerOptions | None = None)
     access_log = access_logger_class(app[keys.METRICS], stdout_writer(),
                                      json=settings.logging.format == "json",
                                      route_label=app[keys.RUNTIME].labels)
-    public = web.AppRunner(app, access_log=logging.getLogger("gateway.access"),
-                           access_log_class=access_log, shutdown_timeout=DRAIN_SECONDS)
+    public = GuardedAppRunner(app, access_log=logging.getLogger("gateway.access"),
+                              access_log_class=access_log,
+                              shutdown_timeout=DRAIN_SECONDS)
     await public.setup()
     running = RunningGateway(app, [public])
     reuse = worker is not None

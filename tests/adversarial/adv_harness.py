@@ -42,8 +42,9 @@ __all__ = [
 ]
 
 SEED_PAYLOAD = (VECTORS / "segment-payload.json").read_bytes()
-# SPEC §5, §6: every status the public listener may answer with.
-DOCUMENTED_STATUSES = frozenset({200, 400, 401, 403, 404, 405, 408, 413, 414, 415, 429, 431,
+# SPEC §5, §6: every status the public listener may answer with (417: RFC 9110 §10.1.1, an
+# Expect other than 100-continue).
+DOCUMENTED_STATUSES = frozenset({200, 400, 401, 403, 404, 405, 408, 413, 414, 415, 417, 429, 431,
                                  502, 503, 504})
 ANSWER_SECONDS = 10.0  # no single exchange in this suite may take longer: never a hung test
 

@@ -82,3 +82,33 @@ async def test_rotation_keeps_minted_tokens_until_expiry_and_removal_ends_them(
     assert await backend_count(backend[0]) == before + 1
     # And the original configuration still takes it: the refusal was the removal's doing.
     assert (await _push(session, first.ports["https"], token))[0] == 200
+
+
+async def test_a_reload_that_removes_the_client_refuses_its_cached_token_at_once(
+        backend: tuple[str, Any], adv_config: Callable[..., dict[str, Any]],
+        write_config: Callable[[dict[str, Any]], Settings],
+        start: Callable[[Settings], Awaitable[RunningGateway]],
+        session: aiohttp.ClientSession) -> None:
+    original = adv_config(backend[0] + "/segments/aam")
+    running = await start(write_config(original))
+    port = running.ports["https"]
+    token = await fetch_token(session, port)
+    assert (await _push(session, port, token))[0] == 200  # now in the verifier's cache
+
+    rotated = copy.deepcopy(original)
+    client = next(c for c in rotated["clients"] if c["client_id"] == CLIENT_ID)
+    client["secret_hash"] = cheap_hash(NEW_SECRET)
+    write_config(rotated)
+    assert await running.reload()
+    assert await _token_status(session, port, CLIENT_SECRET) == 401
+    assert (await _push(session, port, token))[0] == 200
+
+    removed = copy.deepcopy(original)
+    removed["clients"] = [c for c in removed["clients"] if c["client_id"] != CLIENT_ID]
+    write_config(removed)
+    assert await running.reload()
+    before = await backend_count(backend[0])
+    status, body = await _push(session, port, token)
+    assert status == 401, body
+    assert assert_error_body((status, body))["error"] == "invalid_token"
+    assert await backend_count(backend[0]) == before

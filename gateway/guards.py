@@ -1,0 +1,276 @@
+"""Connection guards for the public listener: what aiohttp's ``RequestHandler`` leaves open.
+
+aiohttp 3.14 bounds a connection only by its keep-alive timer, which is not reset by
+incoming bytes, does not run while a handler reads a body, and answers parse errors itself
+with a text body while logging the offending bytes (an ``Authorization`` line included) with
+a traceback. ``GuardedAppRunner`` serves the same application through a ``RequestHandler``
+subclass that adds, per connection:
+
+* a **header timeout** (slowloris): the request head must be complete within
+  ``header_seconds`` of its first byte, else ``408`` and close (HAProxy's
+  ``timeout http-request``);
+* a **body timeout** (slow bodies): once the head is in, the body must be complete within
+  ``body_seconds``, else the handler's read fails with ``408`` and the connection closes
+  (nginx's ``client_body_timeout`` bounds the gap between reads; a total bound also stops a
+  byte-every-few-seconds trickle);
+* a **connection cap** per process: past ``max_connections`` the oldest idle keep-alive
+  connection is closed to make room (nginx reuses idle connections the same way); with none
+  idle, the new connection gets ``503`` and is closed;
+* **parse errors** answered with the JSON of SPEC §6 (``400``, ``414``, ``431``) and logged
+  once at info with a ``reason_id`` and the exception type only: never the bytes received.
+
+TLS handshakes happen before a protocol exists; they stay bounded by asyncio's handshake
+timeout (60 s).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+
+from gateway.errors import (
+    GatewayError,
+    GatewayTimeoutError,
+    InternalError,
+    InvalidRequestError,
+    RequestHeaderFieldsTooLargeError,
+    RequestTimeoutError,
+    ServiceUnavailableError,
+    UriTooLongError,
+    error_body,
+    render,
+)
+
+__all__ = ["DEFAULT_LIMITS", "ConnectionLimits", "GuardedAppRunner", "default_max_connections"]
+
+log = logging.getLogger("gateway.guards")
+
+
+def default_max_connections(ceiling: int = 4096) -> int:
+    """``ceiling``, or fewer when the open-files limit is low: each client connection may
+    hold a backend connection too, and the process needs a margin for its own files."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return ceiling
+    return max(16, min(ceiling, (soft - 64) // 2))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionLimits:
+    header_seconds: float = 10.0
+    body_seconds: float = 60.0
+    max_connections: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.header_seconds <= 0 or self.body_seconds <= 0 or self.max_connections < 1:
+            raise ValueError("connection limits must be positive")
+
+
+DEFAULT_LIMITS = ConnectionLimits(max_connections=default_max_connections())
+
+
+def _raw_answer(error: GatewayError) -> bytes:
+    """A complete HTTP/1.1 answer for moments without a request object (refusals at accept,
+    a head that never completed); the connection closes right after it."""
+    body = error_body(error)
+    return (f"HTTP/1.1 {error.status_code} {error.error}\r\n"
+            "Content-Type: application/json\r\nCache-Control: no-store\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
+class _Registry:
+    """The live connections of one listener process, oldest first."""
+
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self.limits = limits
+        self.live: OrderedDict[_GuardedHandler, None] = OrderedDict()
+
+    def admit(self, handler: _GuardedHandler) -> bool:
+        if len(self.live) >= self.limits.max_connections:
+            # Bounded: one pass over at most max_connections entries.
+            idle = next((h for h in self.live if h.is_idle()), None)
+            if idle is None:
+                return False
+            log.info("idle connection closed for a new one", extra={"reason_id": "evict_idle"})
+            idle.force_close()
+            self.live.pop(idle, None)
+        self.live[handler] = None
+        return True
+
+    def release(self, handler: _GuardedHandler) -> None:
+        self.live.pop(handler, None)
+
+
+class _GuardedHandler(RequestHandler):
+    """aiohttp's request handler with header and body deadlines and JSON parse errors."""
+
+    def __init__(self, manager: web.Server, *, registry: _Registry, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._registry = registry
+        self._admitted = False
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body: StreamReader | None = None
+
+    # -- the connection --------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self._registry.admit(self):
+            log.warning("connection refused: too many connections",
+                        extra={"reason_id": "max_connections"})
+            transport.write(_raw_answer(ServiceUnavailableError()))  # type: ignore[attr-defined]
+            transport.close()
+            return
+        self._admitted = True
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._cancel_timers()
+        self._registry.release(self)
+        if not self._admitted:
+            self._manager = None  # nothing was started for a refused connection
+            return
+        super().connection_lost(exc)
+
+    def is_idle(self) -> bool:
+        """Between requests with nothing received: safe to close for someone else."""
+        return (self._admitted and not self._request_in_progress and not self._messages
+                and self._head_timer is None and self._body is None)
+
+    # -- bytes in --------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self._force_close or self._close or not data:
+            super().data_received(data)
+            return
+        count = self._request_count
+        super().data_received(data)
+        if self._request_count != count:
+            # One or more heads completed: the newest one's body (if any) is now timed.
+            self._cancel(head=True)
+            _, payload = self._messages[-1] if self._messages else (None, None)
+            if isinstance(payload, StreamReader) and not payload.is_eof():
+                self._start_body(payload)
+        elif self._body is None and self._head_timer is None:
+            # Bytes with no head completed and no body in progress: a head has begun.
+            self._head_timer = self._loop.call_later(self._registry.limits.header_seconds,
+                                                     self._head_expired)
+        if self._body is not None and self._body.is_eof():
+            self._cancel(body=True)
+
+    def _start_body(self, payload: StreamReader) -> None:
+        self._cancel(body=True)
+        self._body = payload
+        self._body_timer = self._loop.call_later(self._registry.limits.body_seconds,
+                                                 self._body_expired)
+
+    def _head_expired(self) -> None:
+        self._head_timer = None
+        if self._request_in_progress or self._messages:
+            # A pipelined head behind a running request: aiohttp's keep-alive timer takes
+            # over once that request is answered.
+            return
+        log.info("request head timed out", extra={"reason_id": "header_timeout"})
+        if self.transport is not None:
+            self.transport.write(_raw_answer(RequestTimeoutError()))
+        self.force_close()
+
+    def _body_expired(self) -> None:
+        self._body_timer = None
+        payload, self._body = self._body, None
+        if payload is None or payload.is_eof() or not self._request_in_progress:
+            # Answered already: aiohttp's own lingering read (10 s at most) drains the rest.
+            return
+        log.info("request body timed out", extra={"reason_id": "body_timeout"})
+        # The handler's pending or next read raises this, the error middleware answers 408;
+        # no lingering read of the rest, and the connection closes after the answer.
+        payload.set_exception(RequestTimeoutError())
+        self._lingering_time = 0.0
+        self.close()
+
+    def _cancel(self, *, head: bool = False, body: bool = False) -> None:
+        if head and self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        if body:
+            if self._body_timer is not None:
+                self._body_timer.cancel()
+                self._body_timer = None
+            self._body = None
+
+    def _cancel_timers(self) -> None:
+        self._cancel(head=True, body=True)
+
+    # -- answers aiohttp writes itself -----------------------------------------------------
+    async def finish_response(self, request: BaseRequest, resp: web.StreamResponse,
+                              start_time: float | None) -> tuple[web.StreamResponse, bool]:
+        if isinstance(resp, web.HTTPException) and resp.status >= 400:
+            # Raised before the middlewares run (the router's Expect handler: 417), so the
+            # error renderer never saw it; same JSON, same status.
+            status = resp.status
+            resp = render(InvalidRequestError())
+            resp.set_status(status)
+        return await super().finish_response(request, resp, start_time)
+
+    def handle_error(self, request: BaseRequest, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started; cannot send an error")
+        error: GatewayError
+        if isinstance(exc, LineTooLong):
+            limit = exc.args[1] if len(exc.args) > 1 else None
+            error = (UriTooLongError() if limit == self.max_line_size
+                     else RequestHeaderFieldsTooLargeError())
+        elif exc is not None and "Too many headers" in str(exc):
+            error = RequestHeaderFieldsTooLargeError()
+        elif status == 504:
+            error = GatewayTimeoutError()
+        elif status >= 500:
+            error = InternalError()
+        else:
+            error = InvalidRequestError()
+        # SECURITY: the exception's text quotes the bytes received, which may be a
+        # credential; only its type is logged, and no traceback.
+        log.info("unparsable request", extra={"reason_id": "bad_http",
+                                              "error_type": type(exc).__name__,
+                                              "status": error.status_code})
+        response = render(error)
+        response.force_close()
+        return response
+
+
+class _GuardedServer(web.Server):
+    """aiohttp's low-level server, making guarded handlers."""
+
+    def __init__(self, *args: Any, registry: _Registry, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._registry = registry
+
+    def __call__(self) -> RequestHandler:
+        return _GuardedHandler(self, loop=self._loop, registry=self._registry, **self._kwargs)
+
+
+class GuardedAppRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections are guarded by ``limits`` (read when the runner
+    is made, so tests can shorten ``DEFAULT_LIMITS``)."""
+
+    def __init__(self, app: web.Application, *, limits: ConnectionLimits | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._limits = limits if limits is not None else DEFAULT_LIMITS
+
+    async def _make_server(self) -> web.Server:
+        plain = await super()._make_server()
+        return _GuardedServer(
+            plain.request_handler, request_factory=plain.request_factory,
+            handler_cancellation=plain.handler_cancellation, loop=plain._loop,
+            registry=_Registry(self._limits), **plain._kwargs)
