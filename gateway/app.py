@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from gateway import keys
+from gateway.accesslog import Trace
 from gateway.errors import (
     ForbiddenError,
     GatewayError,
@@ -78,8 +79,7 @@ def front_middleware(metrics: Metrics, labels: dict[str, str]) -> web.Middleware
 
     @web.middleware
     async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request[keys.STARTED] = perf_counter()
-        request[keys.REQUEST_ID] = request_id(request)
+        request[keys.TRACE] = Trace(perf_counter(), request_id(request))
         metrics.inflight += 1
         try:
             return await handler(request)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from gateway.accesslog import Trace
     from gateway.metrics import Metrics
     from gateway.oauth.tokens import VerifiedToken
     from gateway.runtime import RuntimeSlot
@@ -15,15 +16,12 @@ if TYPE_CHECKING:
     from gateway.shared import SharedState
 
 __all__ = [
-    "CLIENT_ID",
     "METRICS",
-    "REQUEST_ID",
     "RUNTIME",
     "SETTINGS",
     "SHARED_STATE",
-    "STARTED",
     "TLS_CONTEXT",
-    "UPSTREAM_STATUS",
+    "TRACE",
     "VERIFIED_TOKEN",
 ]
 
@@ -36,10 +34,6 @@ SHARED_STATE: web.AppKey[SharedState] = web.AppKey("SHARED_STATE")
 # The public listener's live context: a reload loads the renewed chain into it.
 TLS_CONTEXT: web.AppKey[ssl.SSLContext] = web.AppKey("TLS_CONTEXT")
 
-REQUEST_ID: web.RequestKey[str] = web.RequestKey("REQUEST_ID")
-# time.perf_counter() when the request reached the app: the loop's clock (uvloop) only
-# counts whole milliseconds.
-STARTED: web.RequestKey[float] = web.RequestKey("STARTED")
-CLIENT_ID: web.RequestKey[str] = web.RequestKey("CLIENT_ID")
-UPSTREAM_STATUS: web.RequestKey[int] = web.RequestKey("UPSTREAM_STATUS")
+# What the access log reports of a request, filled in as it travels (accesslog.Trace).
+TRACE: web.RequestKey[Trace] = web.RequestKey("TRACE")
 VERIFIED_TOKEN: web.RequestKey[VerifiedToken] = web.RequestKey("VERIFIED_TOKEN")

@@ -78,8 +78,10 @@ def _route_handler(route: RouteSettings, settings: Settings, verifier: TokenVeri
     clock = time.perf_counter
 
     async def handle(request: web.Request) -> web.StreamResponse:
+        trace = request[keys.TRACE]
         verified = authenticate(request, verifier, scope, realm)
         request[keys.VERIFIED_TOKEN] = verified
+        trace.client_id = verified.client_id
         address = client_address(request, trusted)
         if limits.active:
             limits.check(verified.client_id, address)
@@ -95,13 +97,13 @@ def _route_handler(route: RouteSettings, settings: Settings, verifier: TokenVeri
                 request, route, body,
                 client_id=verified.client_id,
                 scope=" ".join(sorted(verified.scopes)),
-                request_id=request[keys.REQUEST_ID],
+                request_id=trace.request_id,
                 forwarded_proto="https",
                 client_address=address,
             )
         finally:
             metrics.observe_upstream(label, clock() - started)
-        request[keys.UPSTREAM_STATUS] = response.status
+        trace.upstream_status = response.status
         return response
 
     return handle
