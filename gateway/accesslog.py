@@ -137,6 +137,7 @@ class _Line(msgspec.Struct, omit_defaults=False):
     bytes_in: int
     bytes_out: int
     user_agent: str
+    pid: int  # which worker served it (server.workers > 1)
 
 
 def access_logger_class(metrics: Metrics, writer: LineWriter, *, json: bool,
@@ -163,7 +164,7 @@ def access_logger_class(metrics: Metrics, writer: LineWriter, *, json: bool,
                 method, path[:_MAX_FIELD], status,
                 trace.upstream_status if trace is not None else None,
                 round(time * 1000, 3), request.content_length or 0,
-                response.body_length, request.headers.get("User-Agent", "")[:_MAX_FIELD])
+                response.body_length, request.headers.get("User-Agent", "")[:_MAX_FIELD], _PID)
             if json:
                 writer.write(_encode(line) + b"\n")
             else:
@@ -177,4 +178,5 @@ def access_logger_class(metrics: Metrics, writer: LineWriter, *, json: bool,
 
 
 _now = time.time
+_PID = os.getpid()
 _perf_counter = time.perf_counter

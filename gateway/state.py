@@ -19,11 +19,10 @@ import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 __all__ = ["MemoryState", "SQLiteState", "StateBackend", "StateError"]
 
-_T = TypeVar("_T")
 _BUSY_TIMEOUT_MS = 5000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS revoked (
