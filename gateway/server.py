@@ -84,6 +84,7 @@ class RunningGateway:
     async def stop(self) -> None:
         for runner in self.runners:
             await runner.cleanup()
+        stdout_writer().flush()  # the last access lines, while stdout is still ours
 
 
 def _bound_port(site: web.TCPSite) -> int:
