@@ -192,7 +192,7 @@ class _GuardedHandler(RequestHandler):
         log.info("request body timed out", extra={"reason_id": "body_timeout"})
         # The handler's pending or next read raises this, the error middleware answers 408;
         # no lingering read of the rest, and the connection closes after the answer.
-        payload.set_exception(RequestTimeoutError())
+        payload.set_exception(RequestTimeoutError(headers={"Connection": "close"}))
         self._lingering_time = 0.0
         self.close()
 
@@ -244,6 +244,7 @@ class _GuardedHandler(RequestHandler):
                                               "error_type": type(exc).__name__,
                                               "status": error.status_code})
         response = render(error)
+        response.headers["Connection"] = "close"
         response.force_close()
         return response
 

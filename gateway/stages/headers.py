@@ -42,11 +42,19 @@ async def read_body(request: web.Request, max_bytes: int, *, gzip: bool) -> tupl
     """``(raw, body)``: the bytes as sent, and the same inflated when gzip-encoded."""
     if request.content_length is None and not request.body_exists:
         return b"", b""
-    # A declared length was checked already; a chunked body is read to one byte past
-    # the bound so that "exactly at the bound" and "over it" can be told apart.
-    raw = await request.content.read(max_bytes + 1) if request.content_length is None \
-        else await request.read()
-    if len(raw) > max_bytes or (request.content_length is None and not request.content.at_eof()):
+    if request.content_length is not None:
+        raw = await request.read()  # the declared length was checked already
+    else:
+        # A chunked body arrives in as many reads as the network makes of it (read(n)
+        # returns what is buffered, not n bytes): read to the end or one byte past the
+        # bound, so that "exactly at the bound" and "over it" can be told apart.
+        buffer = bytearray()
+        while chunk := await request.content.read(max_bytes + 1 - len(buffer)):
+            buffer += chunk
+            if len(buffer) > max_bytes:
+                break
+        raw = bytes(buffer)
+    if len(raw) > max_bytes:
         raise PayloadTooLargeError()
     return raw, inflate_gzip(raw, max_bytes) if gzip else raw
 
