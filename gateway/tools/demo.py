@@ -4,7 +4,8 @@ It creates what is missing (dev certificates, a signing key, a demo configuratio
 fresh client), starts the sample backend and the gateway as their own processes on free
 loopback ports, then: (1) sends the seed's token request byte for byte, (2) pushes the
 seed's payload byte for byte and a generated batch, (3) shows refusals with their answers,
-(4) runs a short load test with the IRIS simulator, and stops everything it started.
+(4) runs a short load test with the IRIS simulator, (5) prints a few lines of /metrics and
+of the access log, and stops everything it started.
 Secrets and tokens are shown shortened: "tokens are passwords" (the seed).
 """
 
@@ -19,7 +20,9 @@ import secrets
 import ssl
 import subprocess
 import sys
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,7 +91,7 @@ def _prepare(workdir: Path, console: Console) -> tuple[Path, str]:
         "routes": [{"path": "/segments/aam", "methods": ["POST", "GET"],
                     "upstream": "${BACKEND_URL}", "scope": "segments:write"}],
         "state": {"path": str(demo_dir / "gateway.db")},
-        "logging": {"format": "json", "level": "warning"},
+        "logging": {"format": "json", "level": "info"},
     }
     path = demo_dir / "config.yaml"
     path.write_text("# Written by `gateway demo`; regenerated on every run.\n"
@@ -201,6 +204,40 @@ async def _walkthrough(console: Console, ports: dict[str, int], backend: str,
     report.render(console)
 
 
+_METRICS_SHOWN = ("gateway_requests_total{", "gateway_tokens_issued_total{",
+                  "gateway_auth_failures_total{", "gateway_token_cache_",
+                  "gateway_payload_rejections", "gateway_upstream_duration_seconds_count")
+
+
+async def _operations(console: Console, ports: dict[str, int], log: deque[str]) -> None:
+    """5. What an operator watches: a few lines of /metrics and the access log."""
+    console.rule(f"5. Operations: GET http://127.0.0.1:{ports['admin']}/metrics, and the "
+                 "access log on the gateway's stdout")
+    async with aiohttp.ClientSession() as plain, plain.get(
+            f"http://127.0.0.1:{ports['admin']}/metrics") as response:
+        text = await response.text()
+    shown = [line for line in text.splitlines() if line.startswith(_METRICS_SHOWN)]
+    for line in shown[:12]:
+        console.print(f"  {line}", markup=False)
+    await asyncio.sleep(0.2)  # the gateway writes its log lines in batches every 50 ms
+    access = [line for line in list(log) if '"gateway.access"' in line]
+    console.print("  the gateway's stdout: one JSON access-log line per request; the last three:")
+    for line in access[-3:]:
+        console.print(f"  {line}", markup=False)
+
+
+def _drain(proc: subprocess.Popen[str], keep: deque[str]) -> threading.Thread:
+    """Read the gateway's stdout to the end: an unread pipe would block its log writes."""
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            keep.append(line.rstrip("\n"))
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
 def run_demo(*, workdir: Path, load_seconds: float = 5.0) -> int:
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
     console.rule("[bold]aam-oauth-gateway demo")
@@ -218,8 +255,11 @@ def run_demo(*, workdir: Path, load_seconds: float = 5.0) -> int:
         ports = _ports(line)
         console.print(f"[bold]started[/] gateway https://localhost:{ports['https']} "
                       f"(plain-HTTP refusal port {ports['http']}, admin {ports['admin']})")
+        log: deque[str] = deque(maxlen=2000)
+        _drain(gateway_proc, log)
         context = ssl.create_default_context(cafile=str(workdir / "certs" / "ca.crt"))
         asyncio.run(_walkthrough(console, ports, backend, context, secret, load_seconds))
+        asyncio.run(_operations(console, ports, log))
     except (RuntimeError, OSError, aiohttp.ClientError) as exc:
         console.print(f"[red]demo failed:[/] {exc}")
         return 1
