@@ -192,7 +192,7 @@ def _le(bound: float) -> str:
 def render(snapshots: Iterable[Snapshot]) -> bytes:
     """The Prometheus text exposition of the summed snapshots."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector(merge(snapshots)))  # type: ignore[arg-type]
+    registry.register(_Collector(merge(snapshots)))
     return generate_latest(registry)
 
 

@@ -19,7 +19,7 @@ import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = ["MemoryState", "SQLiteState", "StateBackend", "StateError"]
 
@@ -125,8 +125,8 @@ class SQLiteState:
             self._db = db
         return self._db
 
-    async def _run(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-        def work() -> list[tuple[object, ...]]:
+    async def _run(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        def work() -> list[tuple[Any, ...]]:
             return self._connect().execute(sql, params).fetchall()
 
         try:
@@ -143,7 +143,7 @@ class SQLiteState:
                                "AND expires_at > ? ORDER BY seq", (cursor, time.time()))
         if not rows:
             return [], cursor
-        return [(str(j), float(e)) for _, j, e in rows], int(rows[-1][0])  # type: ignore[call-overload]
+        return [(str(j), float(e)) for _, j, e in rows], int(rows[-1][0])
 
     async def count_failure(self, address: str, window: float, limit: int) -> float | None:
         now = time.time()
@@ -158,16 +158,16 @@ class SQLiteState:
             "RETURNING window_end, count",
             (address, now + window, now))
         end, count = rows[0]
-        if int(count) < limit:  # type: ignore[call-overload]
+        if int(count) < limit:
             return None
         await self._run("UPDATE failed_auth SET blocked_until = window_end WHERE address = ?",
                         (address,))
-        return float(end)  # type: ignore[arg-type]
+        return float(end)
 
     async def blocked(self) -> dict[str, float]:
         rows = await self._run("SELECT address, blocked_until FROM failed_auth "
                                "WHERE blocked_until > ?", (time.time(),))
-        return {str(a): float(b) for a, b in rows}  # type: ignore[arg-type]
+        return {str(a): float(b) for a, b in rows}
 
     async def prune(self) -> None:
         now = time.time()
