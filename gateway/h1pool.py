@@ -20,7 +20,12 @@ import time
 
 import httptools
 
-__all__ = ["ConnectFailed", "ConnectTimedOut", "H1Pool", "UpstreamAnswer", "UpstreamBroken"]
+__all__ = ["MAX_ANSWER_BYTES", "ConnectFailed", "ConnectTimedOut", "H1Pool", "UpstreamAnswer",
+           "UpstreamBroken"]
+
+# SECURITY: an answer (head and body) is held in memory whole; a backend streaming without
+# end must not exhaust the gateway's memory before the route's timeout.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
 
 
 class ConnectFailed(Exception):
@@ -47,7 +52,7 @@ class UpstreamAnswer:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; serves one exchange at a time."""
 
-    __slots__ = ("_body", "_headers", "_parser", "_until_close", "_waiter", "closed",
+    __slots__ = ("_body", "_headers", "_parser", "_size", "_until_close", "_waiter", "closed",
                  "idle_since", "keep_alive", "transport")
 
     def __init__(self) -> None:
@@ -57,6 +62,7 @@ class _Connection(asyncio.Protocol):
         self._headers: list[tuple[str, str]] = []
         self._body: list[bytes] = []
         self._until_close = False
+        self._size = 0
         self.closed = False
         self.keep_alive = True
         self.idle_since = 0.0
@@ -87,7 +93,14 @@ class _Connection(asyncio.Protocol):
         self._fail(UpstreamBroken("connection closed before the answer was complete"))
 
     # -- httptools callbacks -------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self._waiter is None:
+            # SECURITY: an answer nobody asked for, in the same read as the last one; kept,
+            # it would be taken for the next request's answer (response desync).
+            self.close()
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value))
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
@@ -97,6 +110,7 @@ class _Connection(asyncio.Protocol):
             self._until_close = "content-length" not in names and "transfer-encoding" not in names
 
     def on_body(self, body: bytes) -> None:
+        self._count(len(body))
         self._body.append(body)
 
     def on_message_complete(self) -> None:
@@ -108,11 +122,16 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = self._parser.should_keep_alive()
         self._complete(status)
 
+    def _count(self, size: int) -> None:
+        self._size += size
+        if self._size > MAX_ANSWER_BYTES:
+            self._fail(UpstreamBroken("answer larger than MAX_ANSWER_BYTES"))
+
     def _complete(self, status: int) -> None:
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(UpstreamAnswer(status, self._headers, b"".join(self._body)))
-        self._headers, self._body, self._until_close = [], [], False
+        self._headers, self._body, self._until_close, self._size = [], [], False, 0
 
     # -- use -----------------------------------------------------------------------------
     def send(self, data: bytes) -> asyncio.Future[UpstreamAnswer]:
