@@ -34,6 +34,7 @@ from yarl import URL
 
 from gateway.errors import BadGatewayError, GatewayTimeoutError
 from gateway.h1pool import ConnectFailed, ConnectTimedOut, H1Pool, UpstreamAnswer, UpstreamBroken
+from gateway.mediatype import accepts_gzip
 from gateway.settings import RouteSettings, UpstreamTLSSettings
 
 __all__ = ["HOP_BY_HOP", "Forwarder", "check_reachable"]
@@ -293,7 +294,7 @@ def _response(request: web.Request, answer: UpstreamAnswer,
     if len(payload) > _GZIP_MIN_BYTES and not encoded and _compressible(content_type):
         # The representation now depends on Accept-Encoding, compressed or not.
         response.headers.add("Vary", "Accept-Encoding")
-        if _accepts_gzip(request.headers.get("Accept-Encoding", "")):
+        if accepts_gzip(request.headers.get("Accept-Encoding")):
             response.enable_compression(web.ContentCoding.gzip)
     return response
 
@@ -301,25 +302,3 @@ def _response(request: web.Request, answer: UpstreamAnswer,
 def _compressible(content_type: str) -> bool:
     return (content_type.startswith("text/") or content_type.endswith(("/json", "+json"))
             or content_type.endswith(("/xml", "+xml")) or content_type == "application/javascript")
-
-
-@lru_cache(maxsize=64)
-def _accepts_gzip(value: str) -> bool:
-    """RFC 9110 §12.5.3: gzip (or ``*``) listed with a non-zero weight; an explicit
-    ``gzip;q=0`` wins over ``*``."""
-    weights: dict[str, float] = {}
-    for item in value.lower().split(","):
-        coding, _, params = item.partition(";")
-        weight = 1.0
-        for param in params.split(";"):
-            name, _, number = param.partition("=")
-            if name.strip() == "q":
-                try:
-                    weight = float(number)
-                except ValueError:
-                    weight = 0.0
-        weights.setdefault(coding.strip(), weight)
-    for coding in ("gzip", "x-gzip", "*"):
-        if coding in weights:
-            return weights[coding] > 0
-    return False

@@ -24,41 +24,19 @@ from gateway.errors import (
     UnsupportedGrantTypeError,
 )
 from gateway.keys import METRICS, RUNTIME, TRACE
+from gateway.mediatype import accepts_gzip, charset_is_utf8, parse_media_type
 from gateway.oauth.clients import parse_basic
 from gateway.settings import ClientSettings
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
 
-__all__ = ["MAX_BODY_BYTES", "accepts_gzip", "authenticate_client", "json_answer", "parse_basic",
-           "parse_form", "parse_media_type", "read_form", "token_endpoint"]
+__all__ = ["MAX_BODY_BYTES", "authenticate_client", "json_answer", "parse_basic",
+           "parse_form", "read_form", "token_endpoint"]
 
 MAX_BODY_BYTES = 4096
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-def parse_media_type(value: str) -> tuple[str, dict[str, str]]:
-    """RFC 9110 §8.3.1 ``type/subtype *( OWS ";" OWS parameter )``, names lower-cased."""
-    media, *params = value.split(";")
-    media = media.strip(" \t").lower()
-    kind, slash, sub = media.partition("/")
-    if not slash or not kind or not sub or any(c in media for c in " \t\",="):
-        raise InvalidRequestError("The Content-Type header is malformed.")
-    parameters: dict[str, str] = {}
-    for param in params:
-        if not param.strip(" \t"):
-            continue  # RFC 9110 §5.6.6: parameters = *( OWS ";" OWS [ parameter ] )
-        name, eq, raw = param.strip(" \t").partition("=")
-        name = name.lower()
-        if not eq or not name or any(c in name for c in " \t\""):
-            raise InvalidRequestError("The Content-Type header is malformed.")
-        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-            raw = raw[1:-1]
-        if name in parameters:
-            raise InvalidRequestError("The Content-Type header repeats a parameter.")
-        parameters[name] = raw
-    return media, parameters
 
 
 def parse_form(body: bytes) -> dict[str, str]:
@@ -88,35 +66,11 @@ def parse_form(body: bytes) -> dict[str, str]:
     return {name: value for name, value in form.items() if value}
 
 
-def accepts_gzip(value: str | None) -> bool:
-    """Whether an ``Accept-Encoding`` value (RFC 9110 §12.5.3) admits gzip."""
-    if not value:
-        return False
-    star = False
-    for item in value.split(","):
-        coding, *params = item.strip(" \t").lower().split(";")
-        quality = 1.0
-        for param in params:
-            name, _, raw = param.strip(" \t").partition("=")
-            if name == "q":
-                try:
-                    quality = float(raw)
-                except ValueError:
-                    quality = 0.0
-        coding = coding.strip(" \t")
-        if coding in ("gzip", "x-gzip"):
-            return quality > 0
-        if coding == "*":
-            star = quality > 0
-    return star
-
-
 def _check_media_type(value: str | None) -> None:
     if value is None:
         raise InvalidRequestError("Content-Type must be application/x-www-form-urlencoded.")
-    media, params = parse_media_type(value)
-    charset = params.get("charset", "utf-8").lower()
-    if media != FORM_MEDIA_TYPE or charset != "utf-8":
+    parsed = parse_media_type(value)
+    if parsed is None or parsed[0] != FORM_MEDIA_TYPE or not charset_is_utf8(parsed[1]):
         raise InvalidRequestError("Content-Type must be application/x-www-form-urlencoded.")
 
 

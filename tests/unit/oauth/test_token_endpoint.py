@@ -22,7 +22,7 @@ from pytest_aiohttp import AiohttpClient
 from gateway.errors import GatewayError, InvalidRequestError, MethodNotAllowedError, render
 from gateway.keys import RUNTIME
 from gateway.oauth.routes import setup_oauth
-from gateway.oauth.token_endpoint import accepts_gzip, parse_form, parse_media_type
+from gateway.oauth.token_endpoint import parse_form
 from gateway.settings import ClientSettings, ServerSettings, Settings, TLSSettings, TokenSettings
 
 from .conftest import SECRET, SEED_CREDENTIAL
@@ -234,23 +234,6 @@ def test_parse_form_rules() -> None:
             parse_form(bad)
 
 
-def test_parse_media_type_rules() -> None:
-    assert parse_media_type(f"{FORM} ; Charset=UTF-8") == (FORM, {"charset": "UTF-8"})
-    assert parse_media_type("A/B;;x=\"y\"") == ("a/b", {"x": "y"})
-    for bad in ("", "text", "/x", "a/b; c", "a/b; c=1; C=2", "a b/c"):
-        with pytest.raises(InvalidRequestError):
-            parse_media_type(bad)
-
-
-@pytest.mark.parametrize(("value", "expected"), [
-    ("gzip", True), ("gzip, deflate", True), ("deflate, GZIP;q=0.5", True), ("*", True),
-    ("gzip;q=0", False), ("identity", False), (None, False), ("", False),
-    ("*;q=0", False), ("br, *;q=0.1", True), ("gzip;q=abc", False),
-])
-def test_accepts_gzip(value: str | None, expected: bool) -> None:
-    assert accepts_gzip(value) is expected
-
-
 @given(st.binary(max_size=300))
 def test_parse_form_raises_only_gateway_errors(body: bytes) -> None:
     with contextlib.suppress(GatewayError):
@@ -261,9 +244,3 @@ def test_parse_form_raises_only_gateway_errors(body: bytes) -> None:
 def test_parse_form_text_raises_only_gateway_errors(text: str) -> None:
     with contextlib.suppress(GatewayError):
         parse_form(text.encode("utf-8", "surrogatepass"))
-
-
-@given(st.text(max_size=200))
-def test_parse_media_type_raises_only_gateway_errors(value: str) -> None:
-    with contextlib.suppress(GatewayError):
-        parse_media_type(value)
