@@ -1,15 +1,11 @@
 """Forwarding an accepted request to the legacy backend and relaying its answer (SPEC §5.3).
 
 One keep-alive connection pool per backend origin (``h1pool.py``), created with the
-application and closed with it. Headers are rewritten as a proxy must:
-
-* RFC 9110 §7.6.1: ``Connection``, every field it names, and the hop-by-hop fields
-  (``Keep-Alive``, ``Proxy-Authenticate``, ``Proxy-Authorization``, ``TE``, ``Trailer``,
-  ``Transfer-Encoding``, ``Upgrade``) are removed in both directions.
-* ``X-Forwarded-For``/``-Proto``/``-Host`` (the de-facto form of RFC 7239's ``Forwarded``)
-  and ``X-Request-Id`` are set by the gateway; caller copies (and ``Forwarded``) are dropped.
-* RFC 6750 tokens never reach the backend unless the route says ``forward_authorization``;
-  ``X-Gateway-Client-Id``/``X-Gateway-Scope`` come only from the verified token.
+application and closed with it. The request's header block is built by
+``forward_headers.request_fields`` (hop-by-hop fields, ``X-Forwarded-*``, identity headers,
+the bearer token kept back), the same function spool delivery uses; the answer's
+hop-by-hop fields and ``Server`` are removed here. ``forward`` is the direct path (build,
+send, relay the answer); ``send`` takes an already-built header block (spool delivery).
 
 Failover: the next upstream is tried only when the connection could not be established; a
 request that may have reached a backend is never sent again, to it or to another. Connect
@@ -25,14 +21,13 @@ import logging
 import ssl
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
 from types import TracebackType
 
 from aiohttp import web
-from multidict import CIMultiDictProxy
 from yarl import URL
 
 from gateway.errors import BadGatewayError, GatewayTimeoutError
+from gateway.forward_headers import HOP_BY_HOP, connection_tokens, request_fields
 from gateway.h1pool import ConnectFailed, ConnectTimedOut, H1Pool, UpstreamAnswer, UpstreamBroken
 from gateway.mediatype import accepts_gzip
 from gateway.settings import RouteSettings, UpstreamTLSSettings
@@ -41,26 +36,11 @@ __all__ = ["HOP_BY_HOP", "Forwarder", "check_reachable"]
 
 log = logging.getLogger(__name__)
 
-# RFC 9110 §7.6.1, plus Proxy-Connection, which old clients still send in its place.
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-    "trailer", "transfer-encoding", "upgrade", "proxy-connection",
-})
-# Host and Content-Length are the client library's to set for the new connection and body;
-# Content-Encoding because the header stage already inflated the body; Expect because the
-# body is already read (a 100 Continue from the backend would mean nothing to anyone).
-_REQUEST_DROP = HOP_BY_HOP | {
-    "host", "content-length", "content-encoding", "expect",
-    # SECURITY: set by the gateway only; a caller's copies would be believed by the backend.
-    "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id",
-    "x-gateway-client-id", "x-gateway-scope",
-}
 # Content-Length is recomputed for the body we send; Server would advertise the legacy
 # software to the internet (nginx hides it the same way).
 _RESPONSE_DROP = HOP_BY_HOP | {"content-length", "server"}
-# Methods whose request carries a body by definition: "Content-Length: 0" when empty.
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _GZIP_MIN_BYTES = 1024
+
 @dataclass(frozen=True, slots=True)
 class _Upstream:
     origin: tuple[str, str, int]  # scheme, host, port: the pool's key
@@ -80,7 +60,6 @@ class _Plan:
 
     route: RouteSettings
     upstreams: tuple[_Upstream, ...]
-    drop: frozenset[str]
     connect_timeout: float
 
 
@@ -133,31 +112,22 @@ class Forwarder:
                       forwarded_proto: str, client_address: str) -> web.Response:
         """Send ``body`` with ``request``'s method, query and cleaned headers to the route's
         upstreams; return the backend's answer or raise 502/504."""
+        method = request.method
+        fields = request_fields(request.headers, method, len(body), route,
+                                client_id=client_id, scope=scope, request_id=request_id,
+                                forwarded_proto=forwarded_proto,
+                                client_address=client_address)
+        answer = await self.send(route, method, request.rel_url.raw_query_string, fields, body)
+        return _response(request, answer, route.success_status)
+
+    async def send(self, route: RouteSettings, method: str, raw_query: str, fields: bytes,
+                   body: bytes) -> UpstreamAnswer:
+        """Send one request (its header block from ``request_fields``) to the route's
+        upstreams, failing over on connect errors only; the backend's answer, whatever its
+        status, or BadGatewayError / GatewayTimeoutError."""
         plan = self._plans.get(id(route))
         if plan is None or plan.route is not route:
             plan = self._plan(route)
-        incoming = request.headers
-        head = [f"{k}: {v}\r\n" for k, v in incoming.items()
-                if k.lower() not in _dropped(incoming, plan.drop)]
-        head.append(f"X-Forwarded-For: {client_address}\r\n"
-                    f"X-Forwarded-Proto: {forwarded_proto}\r\n"
-                    f"X-Request-Id: {request_id}\r\n")
-        host = incoming.get("Host")
-        if host:
-            head.append(f"X-Forwarded-Host: {host}\r\n")
-        if route.identity_headers:
-            if client_id is not None:
-                head.append(f"X-Gateway-Client-Id: {client_id}\r\n")
-            if scope is not None:
-                head.append(f"X-Gateway-Scope: {scope}\r\n")
-        method = request.method
-        if body or method in _BODY_METHODS:
-            head.append(f"Content-Length: {len(body)}\r\n")
-        # Header text came off the wire through aiohttp's surrogateescape decoding; this
-        # gives the caller's exact bytes back.
-        fields = "".join(head).encode("utf-8", "surrogateescape")
-        raw_query = request.rel_url.raw_query_string
-
         loop = asyncio.get_running_loop()
         deadline = loop.time() + route.timeout_seconds
         last = len(plan.upstreams) - 1
@@ -192,18 +162,16 @@ class Forwarder:
                 log.warning("upstream failed reason_id=protocol upstream=%r error=%r",
                             upstream.name, str(exc))
                 raise BadGatewayError() from exc
-            return _response(request, answer, route.success_status)
+            return answer
         raise AssertionError("a route has at least one upstream")  # pragma: no cover
 
     def _plan(self, route: RouteSettings) -> _Plan:
-        drop = _REQUEST_DROP if route.forward_authorization else _REQUEST_DROP | {"authorization"}
         count = len(route.upstreams)
         # With several upstreams one unreachable host may not eat the whole budget.
         connect = route.timeout_seconds / count if count > 1 else route.timeout_seconds
         plan = _Plan(
             route=route,
             upstreams=tuple(_upstream(u) for u in route.upstreams),
-            drop=frozenset(drop),
             connect_timeout=connect,
         )
         if len(self._plans) >= 1024:
@@ -258,18 +226,6 @@ def _client_ssl_context(tls: UpstreamTLSSettings) -> ssl.SSLContext:
     return context
 
 
-@lru_cache(maxsize=256)
-def _connection_tokens(value: str) -> frozenset[str]:
-    """The field names a Connection header lists (RFC 9110 §7.6.1), lower-cased."""
-    return frozenset(t for t in (p.strip().lower() for p in value.split(",")) if t)
-
-
-def _dropped(headers: CIMultiDictProxy[str], base: frozenset[str]) -> frozenset[str]:
-    if "Connection" not in headers:
-        return base
-    return base | _connection_tokens(",".join(headers.getall("Connection")))
-
-
 def _response(request: web.Request, answer: UpstreamAnswer,
               success_status: int | None) -> web.Response:
     status = answer.status
@@ -282,7 +238,7 @@ def _response(request: web.Request, answer: UpstreamAnswer,
     for name, value in answer.headers:
         lower = name.lower()
         if lower == "connection":
-            drop = drop | _connection_tokens(value)
+            drop = drop | connection_tokens(value)
         elif lower == "content-type":
             content_type = value.partition(";")[0].strip().lower()
         elif lower == "content-encoding":
