@@ -30,6 +30,7 @@ __all__ = [
     "Settings",
     "SignatureSettings",
     "SigningKeySettings",
+    "SpoolSettings",
     "StateSettings",
     "TLSSettings",
     "TokenSettings",
@@ -150,6 +151,20 @@ class StateSettings:
 
 
 @dataclass(**_frozen)
+class SpoolSettings:
+    """SPEC §5.6: the store-and-forward queue of ``delivery: spool`` routes."""
+
+    path: Path = Path("var/spool.db")  # its own SQLite file, next to state.path by default
+    max_bytes: int = 1 << 30  # stored bytes (queued and dead letters); past it 503
+    max_items: int = 100_000  # stored items (queued and dead letters); past it 503
+    max_age_seconds: float = 86400.0  # undelivered this long after queueing: dead letter
+    max_attempts: int = 30  # answered or timed-out tries (not refused connects): dead letter
+    concurrency: int = 1  # deliveries in flight per route; 1 keeps arrival order exactly
+    retry_initial_seconds: float = 1.0  # first backoff; doubles per attempt, with jitter
+    retry_max_seconds: float = 60.0
+
+
+@dataclass(**_frozen)
 class LoggingSettings:
     format: Literal["json", "text"] = "json"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -165,6 +180,7 @@ class Settings:
     upstream_tls: UpstreamTLSSettings = field(default_factory=UpstreamTLSSettings)
     state: StateSettings = field(default_factory=StateSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    spool: SpoolSettings = field(default_factory=SpoolSettings)
 
     def summary(self) -> str:
         return (
@@ -200,7 +216,7 @@ def load_text(text: str, source: Path, env: dict[str, str] | None = None) -> Set
 
 def _read_settings(r: Reader, tree: Any, source: Path) -> Settings:
     top = r.mapping(tree, "", ("server", "tokens", "clients", "routes", "upstream_tls",
-                               "state", "logging"))
+                               "state", "logging", "spool"))
     if not isinstance(tree, dict):
         r.errors[:] = [f"{source}: expected a YAML mapping at the top level"]
     server = _read_server(r, top.get("server"), "server")
@@ -212,6 +228,7 @@ def _read_settings(r: Reader, tree: Any, source: Path) -> Settings:
     routes = tuple(_read_route(r, v, p) for p, v in r.items(top.get("routes"), "routes"))
     _unique(r, [(p, rt.path) for (p, _), rt in zip(r.items(top.get("routes"), "routes"),
                                                    routes, strict=True)], "path")
+    state = _read_state(r, top.get("state"), "state")
     return Settings(
         source=source,
         server=server,
@@ -219,8 +236,9 @@ def _read_settings(r: Reader, tree: Any, source: Path) -> Settings:
         clients=clients,
         routes=routes,
         upstream_tls=_read_upstream_tls(r, top.get("upstream_tls"), "upstream_tls"),
-        state=_read_state(r, top.get("state"), "state"),
+        state=state,
         logging=_read_logging(r, top.get("logging"), "logging"),
+        spool=_read_spool(r, top.get("spool"), "spool", state.path.parent, server),
     )
 
 
@@ -401,9 +419,6 @@ def _read_route(r: Reader, value: Any, path: str) -> RouteSettings:
         )
     delivery = r.string(m.get("delivery"), f"{path}.delivery", default="direct",
                         choices=("direct", "spool"))
-    # A key that is accepted must do what it says: store-and-forward is not in this release.
-    r.check(delivery == "direct", f"{path}.delivery", "spool delivery is not available in "
-            "this release; use direct")
     return RouteSettings(
         path=route_path,
         methods=methods,
@@ -454,6 +469,39 @@ def _read_state(r: Reader, value: Any, path: str) -> StateSettings:
     db_path = r.string(m.get("path"), f"{path}.path", default="var/gateway.db")
     return StateSettings(backend=backend,  # type: ignore[arg-type]
                          path=(r.base_dir / db_path).resolve(), url=url)
+
+
+def _read_spool(r: Reader, value: Any, path: str, state_dir: Path,
+                server: ServerSettings) -> SpoolSettings:
+    m = r.mapping(value, path, ("path", "max_bytes", "max_items", "max_age_seconds",
+                                "max_attempts", "concurrency", "retry_initial_seconds",
+                                "retry_max_seconds"))
+    given = r.optional_string(m.get("path"), f"{path}.path")
+    max_bytes = r.integer(m.get("max_bytes"), f"{path}.max_bytes", default=1 << 30,
+                          minimum=1024, maximum=1 << 40)
+    # A body the bound can never hold would be refused forever, and IRIS retries once.
+    r.check(max_bytes >= server.max_body_bytes, f"{path}.max_bytes",
+            "must be at least server.max_body_bytes")
+    initial = r.number(m.get("retry_initial_seconds"), f"{path}.retry_initial_seconds",
+                       default=1.0, positive=True, maximum=3600)
+    most = r.number(m.get("retry_max_seconds"), f"{path}.retry_max_seconds", default=60.0,
+                    positive=True, maximum=86400)
+    r.check(most >= initial, f"{path}.retry_max_seconds",
+            "must be at least retry_initial_seconds")
+    return SpoolSettings(
+        path=(r.base_dir / given if given else state_dir / "spool.db").resolve(),
+        max_bytes=max_bytes,
+        max_items=r.integer(m.get("max_items"), f"{path}.max_items", default=100_000,
+                            minimum=1, maximum=100_000_000),
+        max_age_seconds=r.number(m.get("max_age_seconds"), f"{path}.max_age_seconds",
+                                 default=86400.0, positive=True, maximum=30 * 86400),
+        max_attempts=r.integer(m.get("max_attempts"), f"{path}.max_attempts", default=30,
+                               minimum=1, maximum=1_000_000),
+        concurrency=r.integer(m.get("concurrency"), f"{path}.concurrency", default=1,
+                              minimum=1, maximum=256),
+        retry_initial_seconds=initial,
+        retry_max_seconds=most,
+    )
 
 
 def _read_logging(r: Reader, value: Any, path: str) -> LoggingSettings:
