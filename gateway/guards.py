@@ -19,8 +19,9 @@ subclass that adds, per connection:
 * **parse errors** answered with the JSON of SPEC §6 (``400``, ``414``, ``431``) and logged
   once at info with a ``reason_id`` and the exception type only: never the bytes received.
 
-TLS handshakes happen before a protocol exists; they stay bounded by asyncio's handshake
-timeout (60 s).
+TLS handshakes happen before a protocol exists, so the cap does not see them;
+``GuardedTCPSite`` bounds each to ``handshake_seconds`` (asyncio's default is 60 s), so
+connections that never finish a handshake cannot hold descriptors for long.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ from gateway.errors import (
     render,
 )
 
-__all__ = ["DEFAULT_LIMITS", "ConnectionLimits", "GuardedAppRunner", "default_max_connections"]
+__all__ = ["DEFAULT_LIMITS", "ConnectionLimits", "GuardedAppRunner", "GuardedTCPSite",
+           "default_max_connections"]
 
 log = logging.getLogger("gateway.guards")
 
@@ -69,10 +71,12 @@ def default_max_connections(ceiling: int = 4096) -> int:
 class ConnectionLimits:
     header_seconds: float = 10.0
     body_seconds: float = 60.0
+    handshake_seconds: float = 10.0
     max_connections: int = 4096
 
     def __post_init__(self) -> None:
-        if self.header_seconds <= 0 or self.body_seconds <= 0 or self.max_connections < 1:
+        if min(self.header_seconds, self.body_seconds, self.handshake_seconds) <= 0 \
+                or self.max_connections < 1:
             raise ValueError("connection limits must be positive")
 
 
@@ -269,9 +273,33 @@ class GuardedAppRunner(web.AppRunner):
         super().__init__(app, **kwargs)
         self._limits = limits if limits is not None else DEFAULT_LIMITS
 
+    @property
+    def limits(self) -> ConnectionLimits:
+        return self._limits
+
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()
         return _GuardedServer(
             plain.request_handler, request_factory=plain.request_factory,
             handler_cancellation=plain.handler_cancellation, loop=plain._loop,
             registry=_Registry(self._limits), **plain._kwargs)
+
+
+class GuardedTCPSite(web.TCPSite):
+    """``web.TCPSite`` with a bounded TLS handshake (the runner's ``handshake_seconds``)."""
+
+    __slots__ = ()
+
+    async def start(self) -> None:
+        # TCPSite.start without its create_server call, which cannot pass the timeout.
+        await web.BaseSite.start(self)
+        runner = self._runner
+        limits = runner.limits if isinstance(runner, GuardedAppRunner) else DEFAULT_LIMITS
+        server = runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            server, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
+            reuse_address=self._reuse_address, reuse_port=self._reuse_port,
+            ssl_handshake_timeout=limits.handshake_seconds if self._ssl_context else None)
+        sockets = self._server.sockets
+        self._bound_port = sockets[0].getsockname()[1] if sockets else self._port

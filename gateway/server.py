@@ -29,7 +29,7 @@ from gateway import keys
 from gateway.accesslog import access_logger_class, stdout_writer
 from gateway.admin import create_admin_app
 from gateway.app import create_app
-from gateway.guards import GuardedAppRunner
+from gateway.guards import GuardedAppRunner, GuardedTCPSite
 from gateway.logs import configure_logging
 from gateway.metrics import Snapshot, write_snapshot
 from gateway.oauth.keys import KeySet
@@ -109,10 +109,10 @@ async def start_gateway(settings: Settings, worker: WorkerOptions | None = None)
     running = RunningGateway(app, [public])
     reuse = worker is not None
     try:
-        tls_site = web.TCPSite(public, server.host,
-                               worker.https_port if worker is not None else server.port,
-                               ssl_context=app[keys.TLS_CONTEXT], backlog=1024,
-                               reuse_port=reuse)
+        tls_site = GuardedTCPSite(public, server.host,
+                                  worker.https_port if worker is not None else server.port,
+                                  ssl_context=app[keys.TLS_CONTEXT], backlog=1024,
+                                  reuse_port=reuse)
         await tls_site.start()
         running.ports["https"] = _bound_port(tls_site)
         http_port = worker.http_port if worker is not None else server.http_port
