@@ -14,12 +14,14 @@ if TYPE_CHECKING:
     from gateway.runtime import RuntimeSlot
     from gateway.settings import Settings
     from gateway.shared import SharedState
+    from gateway.spool import Spool
 
 __all__ = [
     "METRICS",
     "RUNTIME",
     "SETTINGS",
     "SHARED_STATE",
+    "SPOOL",
     "TLS_CONTEXT",
     "TRACE",
     "VERIFIED_TOKEN",
@@ -31,6 +33,8 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("SETTINGS")
 RUNTIME: web.AppKey[RuntimeSlot] = web.AppKey("RUNTIME")
 METRICS: web.AppKey[Metrics] = web.AppKey("METRICS")
 SHARED_STATE: web.AppKey[SharedState] = web.AppKey("SHARED_STATE")
+# The store-and-forward queue (SPEC §5.6): one per process, kept across reloads.
+SPOOL: web.AppKey[Spool] = web.AppKey("SPOOL")
 # The public listener's live context: a reload loads the renewed chain into it.
 TLS_CONTEXT: web.AppKey[ssl.SSLContext] = web.AppKey("TLS_CONTEXT")
 

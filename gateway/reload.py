@@ -6,7 +6,8 @@ The public listener's certificate chain is loaded into the live TLS context, whi
 every new handshake with it (certificate renewal without a restart). An invalid file
 changes nothing: the running configuration keeps serving and every error is logged with
 its YAML path. What a running listener cannot change (addresses, ports, workers, the
-admin listener, trusted proxies, the body bound, the state file, the log format) keeps
+admin listener, trusted proxies, the body bound, the state file, the spool section, the log
+format) keeps
 its running value, and a warning says it needs a restart.
 """
 
@@ -38,12 +39,15 @@ def merge_restart_only(running: Settings, new: Settings) -> tuple[Settings, list
                if getattr(running.server, name) != getattr(new.server, name)]
     if running.state != new.state:
         changed.append("state")
+    if running.spool != new.spool:
+        changed.append("spool")
     if running.logging.format != new.logging.format:
         changed.append("logging.format")
     merged = dataclasses.replace(
         new,
         server=dataclasses.replace(running.server, tls=new.server.tls),
         state=running.state,
+        spool=running.spool,
         logging=dataclasses.replace(new.logging, format=running.logging.format),
     )
     return merged, changed
@@ -84,7 +88,7 @@ async def reload_app(app: web.Application) -> bool:
     metrics = app[keys.METRICS]
     try:
         settings, restart = prepare_reload(app[keys.SETTINGS])
-        runtime = Runtime(settings, app[keys.SHARED_STATE], metrics)
+        runtime = Runtime(settings, app[keys.SHARED_STATE], metrics, app[keys.SPOOL])
     except ConfigError as exc:
         log_refusal(exc)
         metrics.count("gateway_config_reloads_total", "error")

@@ -22,6 +22,7 @@ from gateway.oauth.tokens import TokenIssuer, TokenVerifier
 from gateway.pipeline import RouteEntry, build_routes
 from gateway.settings import Settings
 from gateway.shared import FailedAuthGuard, SharedState
+from gateway.spool import Spool
 from gateway.upstream import Forwarder
 
 __all__ = ["Runtime", "RuntimeSlot"]
@@ -36,12 +37,14 @@ _MAX_DRAIN_SECONDS = 600.0
 class Runtime:
     """One configuration's objects, built but not started (``forwarder.start()``);
     raises ConfigError when a key cannot be loaded. ``active`` counts its protected requests
-    in flight."""
+    in flight (and spool deliveries using its forwarder). ``delivery: spool`` routes store
+    into the process's ``spool``."""
 
     __slots__ = ("active", "discovery", "forwarder", "guard", "issuer", "keyset", "registry",
                  "routes", "settings", "verifier")
 
-    def __init__(self, settings: Settings, shared: SharedState, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, shared: SharedState, metrics: Metrics,
+                 spool: Spool | None = None) -> None:
         tokens = settings.tokens
         self.settings = settings
         self.keyset = KeySet.from_settings(tokens)  # ConfigError names the key
@@ -52,7 +55,7 @@ class Runtime:
         self.guard = FailedAuthGuard(tokens.failed_auth_per_minute, shared)
         self.forwarder = Forwarder(settings.upstream_tls)
         self.routes: dict[str, RouteEntry] = build_routes(settings, self.verifier,
-                                                          self.forwarder, metrics)
+                                                          self.forwarder, metrics, spool)
         self.active = 0
 
     def counters(self) -> dict[str, int]:
