@@ -45,6 +45,8 @@ from gateway.pipeline import request_id
 from gateway.runtime import Runtime, RuntimeSlot
 from gateway.settings import Settings
 from gateway.shared import SharedState
+from gateway.spool import Spool
+from gateway.spool_deliverer import spool_lifecycle
 from gateway.stages.https import add_hsts, https_middleware
 from gateway.stages.signature import SignatureError
 from gateway.state import SQLiteState, StateError
@@ -132,7 +134,9 @@ def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     backend = SQLiteState(settings.state.path)
     shared = SharedState(backend)
-    slot = RuntimeSlot(Runtime(settings, shared, metrics), metrics, OAUTH_PATHS)
+    spool = Spool(settings.spool)  # its file is opened on first use (a spool route)
+    metrics.attach(spool)
+    slot = RuntimeSlot(Runtime(settings, shared, metrics, spool), metrics, OAUTH_PATHS)
     app = web.Application(
         middlewares=[
             front_middleware(metrics, slot.labels),
@@ -149,6 +153,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.METRICS] = metrics
     app[keys.SHARED_STATE] = shared
     app[keys.RUNTIME] = slot
+    app[keys.SPOOL] = spool
     app[keys.TLS_CONTEXT] = server_context(settings.server.tls)
     app.on_response_prepare.append(add_hsts)
 
@@ -168,6 +173,7 @@ def create_app(settings: Settings) -> web.Application:
         await backend.close()
 
     app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(spool_lifecycle(spool, slot))  # stops before the pools close
     setup_oauth(app, settings)
     fixed = {resource.canonical: tuple(sorted({route.method for route in resource}))
              for resource in app.router.resources()}

@@ -8,6 +8,7 @@
        signature  (stages/signature.py)             401 when the route asks for it
     6. payload    (stages/payload.py)               400 invalid_payload with a JSON path
     7. forward    (upstream.py)                     502, 504; the backend's answer
+       or spool   (spool.py, ``delivery: spool``)   200 once stored; 503 when full
 
 The first failure raises and the error middleware answers; nothing that fails reaches the
 backend. Each route's handler is built once per configuration (``runtime.py``), with its
@@ -30,6 +31,7 @@ from gateway import keys
 from gateway.metrics import Metrics
 from gateway.oauth.tokens import TokenVerifier
 from gateway.settings import RouteSettings, Settings
+from gateway.spool import Spool
 from gateway.stages.authn import authenticate
 from gateway.stages.headers import check_content_headers, read_body
 from gateway.stages.https import client_address
@@ -64,7 +66,8 @@ class RouteEntry:
 
 
 def _route_handler(route: RouteSettings, settings: Settings, verifier: TokenVerifier,
-                   forwarder: Forwarder, limits: ClientLimits, metrics: Metrics) -> Handler:
+                   forwarder: Forwarder, limits: ClientLimits, metrics: Metrics,
+                   spool: Spool | None) -> Handler:
     realm = settings.tokens.realm
     max_bytes = settings.server.max_body_bytes
     trusted = settings.server.trusted_proxies
@@ -76,6 +79,10 @@ def _route_handler(route: RouteSettings, settings: Settings, verifier: TokenVeri
     media_type = route.content_type
     label = route.path
     clock = time.perf_counter
+    # Chosen once per route, so the direct path pays one test of a local per request.
+    accept = spool.accept if spool is not None and route.delivery == "spool" else None
+    if route.delivery == "spool" and accept is None:
+        raise ValueError(f"route {route.path!r} spools but the app has no spool")
 
     async def handle(request: web.Request) -> web.StreamResponse:
         trace = request[keys.TRACE]
@@ -91,6 +98,11 @@ def _route_handler(route: RouteSettings, settings: Settings, verifier: TokenVeri
             check_signature(request, raw, signature, realm)
         if validate is not None:
             validate(body)
+        if accept is not None:
+            return await accept(
+                request, route, body, client_id=verified.client_id,
+                scope=" ".join(sorted(verified.scopes)), request_id=trace.request_id,
+                forwarded_proto="https", client_address=address)
         started = clock()
         try:
             response = await forwarder.forward(
@@ -110,12 +122,13 @@ def _route_handler(route: RouteSettings, settings: Settings, verifier: TokenVeri
 
 
 def build_routes(settings: Settings, verifier: TokenVerifier, forwarder: Forwarder,
-                 metrics: Metrics) -> dict[str, RouteEntry]:
-    """The route table of one configuration, keyed by path."""
+                 metrics: Metrics, spool: Spool | None = None) -> dict[str, RouteEntry]:
+    """The route table of one configuration, keyed by path; ``delivery: spool`` routes
+    store into ``spool``."""
     limits = ClientLimits(settings.clients)
     table: dict[str, RouteEntry] = {}
     for route in settings.routes:
-        handler = _route_handler(route, settings, verifier, forwarder, limits, metrics)
+        handler = _route_handler(route, settings, verifier, forwarder, limits, metrics, spool)
         table[route.path] = RouteEntry({method: handler for method in route.methods},
                                        tuple(sorted(route.methods)))
     return table
