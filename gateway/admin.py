@@ -4,8 +4,11 @@ public port.
 ``/healthz`` says the process serves. ``/readyz`` is 200 only when the configuration is
 loaded, the signing key signs and verifies, every upstream accepts a TCP connection
 (``upstream.check_reachable``) and, under a supervisor, every worker runs; otherwise 503
-with each reason. ``/metrics`` is the Prometheus text of ``metrics.py``: this process's
-counts, or with workers the sum of all of theirs.
+with each reason. A shared state that cannot be reached (Redis down) makes it *degraded*,
+still 200: every instance shares the one Redis, so a 503 would make the load balancer pull
+the whole fleet at once, while the gateway serves valid traffic without it (``shared.py``).
+``/metrics`` is the Prometheus text of ``metrics.py``: this process's counts, or with
+workers the sum of all of theirs.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from gateway.metrics import Snapshot
 from gateway.metrics import render as render_metrics
 from gateway.oauth.keys import KeySet
 from gateway.settings import Settings
+from gateway.spool_status import spool_readiness, spool_snapshot
 from gateway.upstream import check_reachable
 
 __all__ = ["AdminProbe", "create_admin_app", "readiness"]
@@ -65,11 +69,30 @@ async def readiness(probe: AdminProbe) -> tuple[bool, dict[str, object]]:
     reasons = await asyncio.gather(*(check_reachable(url) for url in urls))
     problems += [f"upstream: {r}" for r in reasons if r is not None]
     problems += probe.problems()
-    body: dict[str, object] = {"status": "ready" if not problems else "not_ready",
+    # The spool (SPEC §5.6) is reported; it makes the gateway not ready only when its file
+    # cannot be written, since then a spool route can accept nothing.
+    spool, spool_problem = await spool_readiness(settings)
+    problems += [spool_problem] if spool_problem else []
+    degraded = _state_degraded(probe.snapshots())
+    status = "not_ready" if problems else "degraded" if degraded else "ready"
+    body: dict[str, object] = {"status": status,
                                "config": str(settings.source), "upstreams": len(urls)}
     if problems:
         body["reasons"] = problems
+    if degraded:
+        body["degraded"] = [
+            f"state: the {settings.state.backend} shared state is unreachable from "
+            f"{degraded} process(es); revocations known before still apply, failed-"
+            "authentication counts and rate limits are per process until it returns"]
+    if spool is not None:
+        body["spool"] = spool
     return not problems, body
+
+
+def _state_degraded(snapshots: list[Snapshot]) -> int:
+    """How many processes report their shared state unreachable (the metrics' gauge)."""
+    return sum(int(value) for snapshot in snapshots
+               for _, value in snapshot.get("gateway_state_degraded", ()))
 
 
 def create_admin_app(probe: AdminProbe) -> web.Application:
@@ -83,7 +106,9 @@ def create_admin_app(probe: AdminProbe) -> web.Application:
                             headers={"Cache-Control": "no-store"})
 
     async def metrics(_: web.Request) -> web.Response:
-        body = render_metrics(probe.snapshots())
+        settings, _ = probe.current()
+        # The spool's gauges are read from its file: one per machine, never summed.
+        body = render_metrics([*probe.snapshots(), *await spool_snapshot(settings)])
         return web.Response(body=body, headers={"Content-Type": _PROMETHEUS_TEXT})
 
     app = web.Application(middlewares=[error_middleware])

@@ -69,6 +69,10 @@ SCHEMA: dict[str, tuple[str, tuple[str, ...], str]] = {
     "gateway_spool_bytes": ("gauge", (), "Bytes stored in the spool, dead letters included."),
     "gateway_worker_restarts_total": ("counter", (), "Workers replaced after they died."),
     "gateway_workers": ("gauge", (), "Worker processes running."),
+    "gateway_state_degraded": ("gauge", (), "Processes that cannot reach the shared state "
+                               "(Redis, SQLite) now; they serve on, degraded."),
+    "gateway_state_errors_total": ("counter", ("operation",),
+                                   "Failed calls to the shared state, by operation."),
 }
 _HISTOGRAMS = {n for n, (kind, _, _) in SCHEMA.items() if kind == "histogram"}
 _GAUGES = {n for n, (kind, _, _) in SCHEMA.items() if kind == "gauge"}
@@ -90,6 +94,7 @@ class Metrics:
     def __init__(self) -> None:
         self.inflight = 0
         self.workers: int | None = None
+        self.state_degraded: int | None = None  # set by shared.SharedState, 0 or 1
         self.requests: dict[tuple[str, str, str], int] = {}
         self.request_seconds: dict[str, list[float]] = {}
         self.upstream_seconds: dict[str, list[float]] = {}
@@ -127,6 +132,8 @@ class Metrics:
         snap["gateway_in_flight_requests"] = [[[], self.inflight]]
         if self.workers is not None:
             snap["gateway_workers"] = [[[], self.workers]]
+        if self.state_degraded is not None:
+            snap["gateway_state_degraded"] = [[[], self.state_degraded]]
         for (name, labels), value in self.counts.items():
             snap[name].append([list(labels), value])
         sourced = Counter(self._retired)

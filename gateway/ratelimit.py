@@ -8,7 +8,9 @@ Its interface is two methods, ``check`` and ``record_failure``, so a state share
 workers (SQLite, Redis; SPEC §5.7) can replace it without touching the token endpoint.
 
 ``TokenBucket`` is the classic bucket (``requests_per_second`` refill, ``burst`` capacity)
-for optional per-client limits (SPEC §4 ``clients[].rate_limit``).
+for optional per-client limits (SPEC §4 ``clients[].rate_limit``). Built inside
+``shared_buckets(ledger)``, it also reports what it spent to a ``BucketLedger`` that syncs
+it with the fleet's bucket in Redis (SPEC §5.7), while ``take`` still answers from memory.
 
 Both keep bounded memory: a flood of distinct keys evicts the oldest entries instead of
 growing without end.
@@ -16,14 +18,20 @@ growing without end.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 
 from cachetools import LRUCache, TTLCache
 
 from gateway.errors import RateLimitedError
 
-__all__ = ["FailedAuthLimiter", "TokenBucket"]
+__all__ = ["BucketLedger", "FailedAuthLimiter", "TokenBucket", "shared_buckets"]
+
+# (key, requests per second, burst, tokens spent here) -> tokens the fleet has left.
+Spend = Callable[[str, float, int, int], Awaitable[float]]
 
 WINDOW_SECONDS = 60.0
 _MAX_KEYS = 100_000
@@ -91,6 +99,12 @@ class TokenBucket:
         # key -> [tokens left, time of last refill]; an evicted key starts full again,
         # which errs on the side of letting data through (Adobe: throttling loses data).
         self._buckets: LRUCache[str, list[float]] = LRUCache(max_keys)
+        # Tokens taken per key since the last sync with the fleet; None when not shared.
+        self._spent: dict[str, int] | None = None
+        ledger = _LEDGER.get()
+        if ledger is not None:
+            self._spent = {}
+            ledger.adopt(self)
 
     def take(self, key: str) -> float | None:
         now = self._clock()
@@ -102,6 +116,57 @@ class TokenBucket:
         bucket[1] = now
         if tokens >= 1.0:
             bucket[0] = tokens - 1.0
+            if self._spent is not None:
+                self._spent[key] = self._spent.get(key, 0) + 1
             return None
         bucket[0] = tokens
         return (1.0 - tokens) / self._rate
+
+    async def sync(self, spend: Spend) -> None:
+        """Hand what this process spent to the fleet's buckets and take on what they have
+        left. On a failure the spent tokens are dropped, not carried over: the outage's
+        traffic is forgiven rather than charged at once when the backend returns."""
+        if self._spent is None:
+            return
+        for key in list(self._buckets.keys()):
+            left = await spend(key, self._rate, int(self._burst), self._spent.pop(key, 0))
+            bucket = self._buckets.get(key)
+            if bucket is not None:
+                # Takes made during the round trip wait in _spent for the next sync.
+                bucket[0] = min(self._burst, left) - self._spent.get(key, 0)
+                bucket[1] = self._clock()
+
+
+_LEDGER: ContextVar[BucketLedger | None] = ContextVar("gateway_bucket_ledger", default=None)
+
+
+@contextlib.contextmanager
+def shared_buckets(ledger: BucketLedger | None) -> Iterator[None]:
+    """Every TokenBucket built in this block reports to ``ledger`` (None: stays local).
+    A context, not an argument, so the stages build their buckets unchanged."""
+    token = _LEDGER.set(ledger)
+    try:
+        yield
+    finally:
+        _LEDGER.reset(token)
+
+
+class BucketLedger:
+    """The token buckets of one process whose budget the fleet shares (SPEC §5.7).
+
+    ``sync`` (every ~0.1 s, ``shared.py``) charges each bucket's spending to the shared
+    bucket and sets the local level to what the fleet has left. Between two syncs each
+    instance spends from its last view, so the fleet may briefly overspend (the trade Kong's
+    ``sync_rate`` makes); the shared debt then holds every instance back until repaid.
+    Without the backend each bucket goes on alone: every instance allows the full rate."""
+
+    def __init__(self) -> None:
+        # Weak: the buckets of a retired configuration go with it.
+        self._buckets: weakref.WeakSet[TokenBucket] = weakref.WeakSet()
+
+    def adopt(self, bucket: TokenBucket) -> None:
+        self._buckets.add(bucket)
+
+    async def sync(self, spend: Spend) -> None:
+        for bucket in list(self._buckets):
+            await bucket.sync(spend)

@@ -20,6 +20,7 @@ from gateway.oauth.discovery import Discovery
 from gateway.oauth.keys import KeySet
 from gateway.oauth.tokens import TokenIssuer, TokenVerifier
 from gateway.pipeline import RouteEntry, build_routes
+from gateway.ratelimit import shared_buckets
 from gateway.settings import Settings
 from gateway.shared import FailedAuthGuard, SharedState
 from gateway.spool import Spool
@@ -54,8 +55,11 @@ class Runtime:
         self.discovery = Discovery(self.keyset, tokens, settings.clients)
         self.guard = FailedAuthGuard(tokens.failed_auth_per_minute, shared)
         self.forwarder = Forwarder(settings.upstream_tls)
-        self.routes: dict[str, RouteEntry] = build_routes(settings, self.verifier,
-                                                          self.forwarder, metrics, spool)
+        # The per-client buckets the limits stage builds share the fleet's budget when the
+        # state is Redis (ratelimit.shared_buckets; a no-op for SQLite).
+        with shared_buckets(shared.ledger):
+            self.routes: dict[str, RouteEntry] = build_routes(settings, self.verifier,
+                                                              self.forwarder, metrics, spool)
         self.active = 0
 
     def counters(self) -> dict[str, int]:

@@ -8,9 +8,11 @@ its YAML path. Each stage receives only its own part (``settings.tokens``,
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -44,6 +46,7 @@ ALGORITHMS: tuple[str, ...] = ("ES256", "RS256", "EdDSA", "HS256")
 RESERVED_PREFIXES = ("/oauth2/", "/.well-known/")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _frozen = {"frozen": True, "slots": True, "kw_only": True}
+_KEY_PREFIX = re.compile(r"[A-Za-z0-9_\-:.{}]{1,64}")
 
 
 @dataclass(**_frozen)
@@ -147,7 +150,11 @@ class UpstreamTLSSettings:
 class StateSettings:
     backend: Literal["sqlite", "redis"] = "sqlite"
     path: Path = Path("var/gateway.db")
+    # The URL may embed a password: never in a repr, a log line or an error.
     url: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None  # rediss://: verify the server against this CA
+    key_prefix: str = "gateway:"  # several deployments may share one Redis
 
 
 @dataclass(**_frozen)
@@ -455,20 +462,32 @@ def _read_upstream_tls(r: Reader, value: Any, path: str) -> UpstreamTLSSettings:
 
 
 def _read_state(r: Reader, value: Any, path: str) -> StateSettings:
-    m = r.mapping(value, path, ("backend", "path", "url"))
+    m = r.mapping(value, path, ("backend", "path", "url", "password", "ca_file", "key_prefix"))
     backend = r.string(m.get("backend"), f"{path}.backend", default="sqlite",
                        choices=("sqlite", "redis"))
     url = r.optional_string(m.get("url"), f"{path}.url")
-    r.check(backend == "sqlite", f"{path}.backend",
-            "the redis backend is not available in this release; use sqlite")
+    password = r.optional_string(m.get("password"), f"{path}.password")
+    ca_file = r.optional_file(m.get("ca_file"), f"{path}.ca_file", check=_check_certificates)
+    prefix = r.string(m.get("key_prefix"), f"{path}.key_prefix", default="gateway:")
     if backend == "redis":
         if url is None:
             r.fail(f"{path}.url", "is required when backend is redis")
         else:
-            r.url(url, f"{path}.url", schemes=("redis", "rediss"))
+            # Checked here rather than by r.url(), whose wording is for http(s) URLs.
+            parts = urlsplit(url)
+            if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+                r.fail(f"{path}.url", "must be a redis:// or rediss:// URL")
+            r.check(ca_file is None or parts.scheme == "rediss", f"{path}.ca_file",
+                    "applies to rediss:// URLs only")
+        r.check(bool(_KEY_PREFIX.fullmatch(prefix)), f"{path}.key_prefix",
+                "must be 1-64 characters of A-Z a-z 0-9 _ - : . { }")
+    else:
+        for key in ("url", "password", "ca_file", "key_prefix"):
+            r.check(m.get(key) is None, f"{path}.{key}", "applies to backend: redis only")
     db_path = r.string(m.get("path"), f"{path}.path", default="var/gateway.db")
     return StateSettings(backend=backend,  # type: ignore[arg-type]
-                         path=(r.base_dir / db_path).resolve(), url=url)
+                         path=(r.base_dir / db_path).resolve(), url=url, password=password,
+                         ca_file=ca_file, key_prefix=prefix)
 
 
 def _read_spool(r: Reader, value: Any, path: str, state_dir: Path,

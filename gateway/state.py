@@ -8,8 +8,11 @@ for the writer, ``busy_timeout`` so workers writing at once queue instead of fai
 and its directory created on demand. Its calls run on one dedicated thread: the event loop
 never waits on the disk. ``MemoryState`` is the same contract for one process (unit tests).
 
-The request path never queries a backend: ``SharedState`` (``mirror.py``) keeps the
-revoked ids and blocked addresses in memory and refreshes them in the background.
+The request path never queries a backend: ``SharedState`` (``shared.py``) keeps the
+revoked ids and blocked addresses in memory and refreshes them in the background. A backend
+shared by several machines (``state_redis.RedisState``) is also a ``BroadcastingState``:
+it pushes other instances' revocations and blocks as they happen, and keeps the per-client
+token buckets of the fleet. ``open_state`` picks the backend the configuration names.
 """
 
 from __future__ import annotations
@@ -17,11 +20,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["MemoryState", "SQLiteState", "StateBackend", "StateError"]
+if TYPE_CHECKING:
+    from gateway.settings import StateSettings
+
+__all__ = ["BroadcastingState", "MemoryState", "SQLiteState", "StateBackend", "StateError",
+           "StateEvent", "open_state"]
 
 _BUSY_TIMEOUT_MS = 5000
 _SCHEMA = """
@@ -62,6 +70,41 @@ class StateBackend(Protocol):
         """Forget expired revocations and finished windows (called now and then)."""
 
     async def close(self) -> None: ...
+
+
+class StateEvent(NamedTuple):
+    """What another instance just did: revoked token ``key`` or blocked address ``key``,
+    until ``until`` (epoch seconds)."""
+
+    kind: Literal["revoked", "blocked"]
+    key: str
+    until: float
+
+
+@runtime_checkable
+class BroadcastingState(StateBackend, Protocol):
+    """A backend several machines share: it pushes events, so nobody polls it twice a
+    second, and it holds the fleet's token buckets."""
+
+    async def listen(self, on_event: Callable[[StateEvent], None],
+                     on_subscribed: Callable[[], None]) -> None:
+        """Deliver every instance's events until the connection breaks (StateError);
+        ``on_subscribed`` runs once nothing can be missed any more, so a resync made
+        after it sees everything the subscription does not."""
+
+    async def spend(self, key: str, rate: float, burst: int, spent: int) -> float:
+        """Take ``spent`` tokens from the shared bucket ``key`` (refilled at ``rate`` per
+        second up to ``burst``); the tokens left, negative when the fleet overspent."""
+
+
+def open_state(settings: StateSettings) -> StateBackend:
+    """The backend ``settings`` names; nothing connects until the first call."""
+    if settings.backend == "redis":
+        # Imported here: a gateway on SQLite never loads the Redis client.
+        from gateway.state_redis import RedisState
+
+        return RedisState(settings)
+    return SQLiteState(settings.path)
 
 
 class MemoryState:

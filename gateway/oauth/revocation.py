@@ -19,7 +19,12 @@ from aiohttp import web
 
 from gateway.errors import NO_STORE_HEADERS, InvalidGrantError, InvalidRequestError
 from gateway.keys import METRICS, RUNTIME, SHARED_STATE
-from gateway.oauth.token_endpoint import authenticate_client, json_answer, read_form
+from gateway.oauth.token_endpoint import (
+    authenticate_client,
+    caller_address,
+    json_answer,
+    read_form,
+)
 
 __all__ = ["INTROSPECT_SCOPE", "REVOKE_SCOPE", "introspection_endpoint", "revocation_endpoint"]
 
@@ -44,7 +49,7 @@ def _token_parameter(form: dict[str, str]) -> str:
 async def revocation_endpoint(request: web.Request) -> web.Response:
     """RFC 7009 §2.1 Revocation Request → §2.2 Revocation Response."""
     runtime = request.app[RUNTIME].current
-    runtime.guard.check(request.remote)
+    runtime.guard.check(caller_address(request, runtime))
     form = await read_form(request)
     client = await authenticate_client(request, runtime, form)
     found = runtime.verifier.introspect(_token_parameter(form))
@@ -69,7 +74,7 @@ async def revocation_endpoint(request: web.Request) -> web.Response:
 async def introspection_endpoint(request: web.Request) -> web.Response:
     """RFC 7662 §2.1 Introspection Request → §2.2 Introspection Response."""
     runtime = request.app[RUNTIME].current
-    runtime.guard.check(request.remote)
+    runtime.guard.check(caller_address(request, runtime))
     form = await read_form(request)
     client = await authenticate_client(request, runtime, form)
     found = runtime.verifier.introspect(_token_parameter(form))

@@ -27,6 +27,7 @@ from gateway.keys import METRICS, RUNTIME, TRACE
 from gateway.mediatype import accepts_gzip, charset_is_utf8, parse_media_type
 from gateway.oauth.clients import parse_basic
 from gateway.settings import ClientSettings
+from gateway.stages.https import client_address
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
@@ -125,12 +126,19 @@ async def authenticate_client(request: web.Request, runtime: Runtime,
         else:
             raise InvalidClientError(realm=registry.realm)
     except InvalidClientError:
-        await runtime.guard.record_failure(request.remote)
+        await runtime.guard.record_failure(caller_address(request, runtime))
         raise
     trace = request.get(TRACE)
     if trace is not None:  # absent only in unit tests that mount the endpoint alone
         trace.client_id = client.client_id
     return client
+
+
+def caller_address(request: web.Request, runtime: Runtime) -> str:
+    """The address failed authentications are counted against: behind a trusted load
+    balancer the caller's (X-Forwarded-For), not the balancer's, or one guesser would block
+    every client of the fleet (SPEC §5.1, §5.7)."""
+    return client_address(request, runtime.settings.server.trusted_proxies)
 
 
 def json_answer(request: web.Request, document: dict[str, Any]) -> web.Response:
@@ -149,7 +157,7 @@ async def token_endpoint(request: web.Request) -> web.Response:
     """RFC 6749 §4.4.2 Access Token Request → §5.1 Successful Response."""
     runtime = request.app[RUNTIME].current
     # SECURITY: checked before the credentials, so a blocked address learns nothing.
-    runtime.guard.check(request.remote)
+    runtime.guard.check(caller_address(request, runtime))
     form = await read_form(request)
     grant_type = form.get("grant_type")
     if grant_type is None:
