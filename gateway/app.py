@@ -49,7 +49,7 @@ from gateway.spool import Spool
 from gateway.spool_deliverer import spool_lifecycle
 from gateway.stages.https import add_hsts, https_middleware
 from gateway.stages.signature import SignatureError
-from gateway.state import SQLiteState, StateError
+from gateway.state import StateError, open_state
 from gateway.tls import server_context
 
 __all__ = ["create_app", "error_middleware"]
@@ -132,8 +132,8 @@ def _dispatcher(slot: RuntimeSlot, fixed: dict[str, tuple[str, ...]]) -> Handler
 
 def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
-    backend = SQLiteState(settings.state.path)
-    shared = SharedState(backend)
+    backend = open_state(settings.state)
+    shared = SharedState(backend, metrics)
     spool = Spool(settings.spool)  # its file is opened on first use (a spool route)
     metrics.attach(spool)
     slot = RuntimeSlot(Runtime(settings, shared, metrics, spool), metrics, OAUTH_PATHS)
