@@ -86,6 +86,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(workdir=args.dir, load_seconds=args.load_seconds)
 
 
+def _cmd_spool(args: argparse.Namespace) -> int:
+    from gateway.tools.spool_cmd import run
+
+    return run(args)
+
+
 def _cmd_loadtest(args: argparse.Namespace) -> int:
     from gateway.tools.loadtest import run
 
@@ -155,6 +161,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="where certs/ and the demo's files go (default: here)")
     p.add_argument("--load-seconds", type=float, default=5.0)
     p.set_defaults(func=_cmd_demo)
+
+    p = commands.add_parser("spool", help="the spool: stats, list, retry, purge (SPEC §5.6)")
+    from gateway.tools.spool_cmd import add_arguments as spool_arguments
+
+    spool_arguments(p, DEFAULT_CONFIG)
+    p.set_defaults(func=_cmd_spool)
 
     p = commands.add_parser("loadtest", help="the IRIS simulator under load")
     from gateway.tools.loadtest import add_arguments

@@ -15,10 +15,13 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway import spool_store as store
-from gateway.metrics import Snapshot
-from gateway.settings import Settings
+
+if TYPE_CHECKING:  # light to import: `gateway spool` loads it before any configuration
+    from gateway.metrics import Snapshot
+    from gateway.settings import Settings
 
 __all__ = ["SpoolView", "in_use", "read_view", "spool_readiness", "spool_snapshot"]
 
