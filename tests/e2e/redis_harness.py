@@ -24,8 +24,9 @@ from typing import Any
 
 import pytest
 
-REDIS_SERVER = shutil.which("redis-server")
-HAPROXY = shutil.which("haproxy")
+_SBIN = os.pathsep.join((os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"))
+REDIS_SERVER = shutil.which("redis-server", path=_SBIN)
+HAPROXY = shutil.which("haproxy", path=_SBIN)
 needs_redis = pytest.mark.skipif(
     REDIS_SERVER is None,
     reason="redis-server is not installed (apt-get install redis-server; .ci/run does)")
