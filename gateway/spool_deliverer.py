@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -144,9 +145,14 @@ class Deliverer:
         task = asyncio.get_running_loop().create_task(self._deliver(runtime, route, items))
         self._busy[route.path] = task
 
-        def done(_: asyncio.Task[None]) -> None:
+        def done(finished: asyncio.Task[None]) -> None:
             self._busy.pop(route.path, None)
             self._spool.wake.set()  # claim the route's next batch at once
+            if not finished.cancelled() and finished.exception() is not None:
+                # Its leases expire and the items are tried again; never a silent stop.
+                log.error("spool delivery failed reason_id=spool_delivery_failed route=%r",
+                          route.path, exc_info=finished.exception(),
+                          extra={"reason_id": "spool_delivery_failed"})
 
         task.add_done_callback(done)
 
@@ -211,9 +217,9 @@ class Deliverer:
         settings = self._settings
         wait = backoff_seconds(item.tries + 1, settings.retry_initial_seconds,
                                settings.retry_max_seconds)
-        dead = await self._spool.writer.call(
-            store.retry_later, item.id, time.time() + wait, error, status, counted=counted,
-            max_attempts=settings.max_attempts)
+        dead = await self._spool.writer.call(functools.partial(
+            store.retry_later, counted=counted, max_attempts=settings.max_attempts),
+            item.id, time.time() + wait, error, status)
         if dead:
             self._dead(route, item, status, "max_attempts reached")
             return True  # the next item may go: this one is out of the queue
