@@ -5,7 +5,9 @@ fresh client), starts the sample backend and the gateway as their own processes 
 loopback ports, then: (1) sends the seed's token request byte for byte, (2) pushes the
 seed's payload byte for byte and a generated batch, (3) shows refusals with their answers,
 (4) runs a short load test with the IRIS simulator, (5) prints a few lines of /metrics and
-of the access log, and stops everything it started.
+of the access log, (6) stops the backend, pushes to a ``delivery: spool`` route (all
+answered 200), starts the backend again and shows every push arrive in order
+(``demo_spool.py``), and stops everything it started.
 Secrets and tokens are shown shortened: "tokens are passwords" (the seed).
 """
 
@@ -33,6 +35,7 @@ from rich.console import Console
 
 from gateway.hashing import hash_opaque, hash_secret
 from gateway.tools.certs import create_dev_certificates, write_private
+from gateway.tools.demo_spool import SPOOL_PATH, spool_walkthrough
 from gateway.tools.loadtest import LoadOptions, basic_credential, run_load
 from gateway.tools.payloads import make_payload_bytes
 from gateway.tools.seed import SEED_CREDENTIAL, TOKEN_REQUEST, segment_request
@@ -89,8 +92,13 @@ def _prepare(workdir: Path, console: Console) -> tuple[Path, str]:
                      "credential_hash": hash_opaque(SEED_CREDENTIAL),
                      "scopes": ["segments:write"]}],
         "routes": [{"path": "/segments/aam", "methods": ["POST", "GET"],
-                    "upstream": "${BACKEND_URL}", "scope": "segments:write"}],
+                    "upstream": "${BACKEND_URL}", "scope": "segments:write"},
+                   {"path": SPOOL_PATH, "methods": ["POST"], "upstream": "${BACKEND_URL}",
+                    "scope": "segments:write", "delivery": "spool"}],
         "state": {"path": str(demo_dir / "gateway.db")},
+        # Short backoff, so the demo sees the backend's return within a second.
+        "spool": {"path": str(demo_dir / "spool.db"), "retry_initial_seconds": 0.2,
+                  "retry_max_seconds": 1.0},
         "logging": {"format": "json", "level": "info"},
     }
     path = demo_dir / "config.yaml"
@@ -260,6 +268,23 @@ def run_demo(*, workdir: Path, load_seconds: float = 5.0) -> int:
         context = ssl.create_default_context(cafile=str(workdir / "certs" / "ca.crt"))
         asyncio.run(_walkthrough(console, ports, backend, context, secret, load_seconds))
         asyncio.run(_operations(console, ports, log))
+        record = workdir.resolve() / "var" / "demo" / "spooled.jsonl"
+        record.unlink(missing_ok=True)
+
+        def stop_backend() -> None:
+            backend_proc.terminate()
+            backend_proc.wait(timeout=10)
+
+        def start_backend(path: Path) -> None:
+            again, _ = _start(["backend", "--port", backend.rsplit(":", 1)[1],
+                               "--record", str(path)], "backend listening", env)
+            processes.procs.append(again)
+
+        if not asyncio.run(spool_walkthrough(console, ports, context,
+                                             basic_credential(DEMO_CLIENT, secret),
+                                             stop_backend, start_backend, record)):
+            console.print("[red]demo failed:[/] a spooled push was refused or did not arrive")
+            return 1
     except (RuntimeError, OSError, aiohttp.ClientError) as exc:
         console.print(f"[red]demo failed:[/] {exc}")
         return 1
