@@ -60,8 +60,10 @@ class Fixtures:
     client_secret: str
     payloads: tuple[PayloadSet, ...]
 
-    def gateway_config(self, *, workers: int | str, backend_url: str) -> Path:
-        """A gateway configuration like the demo's: port 0, ES256, the bench client."""
+    def gateway_config(self, *, workers: int | str, backend_url: str,
+                       state: dict[str, str] | None = None) -> Path:
+        """A gateway configuration like the demo's: port 0, ES256, the bench client; the
+        ``state`` section given (Redis, bench/fleet.py) or an SQLite file of its own."""
         config = {
             "server": {"host": "127.0.0.1", "port": 0, "workers": workers,
                        "tls": {"cert_file": str(self.cert), "key_file": str(self.key)},
@@ -72,10 +74,10 @@ class Fixtures:
                          "scopes": [SCOPE]}],
             "routes": [{"path": "/segments/aam", "methods": ["POST"], "upstream": backend_url,
                         "scope": SCOPE}],
-            "state": {"path": str(self.workdir / f"gateway-{workers}.db")},
+            "state": state or {"path": str(self.workdir / f"gateway-{workers}.db")},
             "logging": {"format": "json", "level": "warning"},
         }
-        path = self.workdir / f"gateway-{workers}.yaml"
+        path = self.workdir / f"gateway-{workers}{'-shared' if state else ''}.yaml"
         path.write_text("# Written by bench/fixtures.py.\n" + yaml.safe_dump(config))
         return path
 

@@ -23,6 +23,7 @@ from urllib.parse import quote_plus
 
 from anchors import start_haproxy, start_nginx
 from fixtures import AUDIENCE, CLIENT_ID, ISSUER, SCOPE, Fixtures, PayloadSet
+from fleet import FleetRow
 from load import LoadResult, have_wrk, run_loadtest, run_wrk, write_script
 from procs import Processes, Started, free_port, tree
 from report import Row
@@ -35,6 +36,7 @@ ROWS = {
     "haproxy-es256": "3a. HAProxy jwt_verify ES256",
     "haproxy-hs256": "3b. HAProxy jwt_verify HS256",
     "gateway": "4. gateway, 1 worker, ES256",
+    "gateway-2x": "4c. 2 gateways behind HAProxy, Redis state",
     "gateway-auto": "5. gateway, workers: auto",
     "token-gateway": "6a. token endpoint: gateway",
     "token-oidc": "6b. token endpoint: oidc-provider 9",
@@ -43,7 +45,7 @@ OIDC_DIR = Path(__file__).resolve().parent / ".oidc"
 _TOKEN_BODY = b"grant_type=client_credentials"
 
 
-class Bench:
+class Bench(FleetRow):
     """Runs the selected rows in order, appending to ``rows`` and ``meta``."""
 
     def __init__(self, args: argparse.Namespace, fx: Fixtures, meta: dict[str, Any],
