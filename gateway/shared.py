@@ -145,6 +145,8 @@ class SharedState:
             await asyncio.sleep(backoff)
 
     def _subscribed(self) -> None:
+        if self._reassert_due:  # a subscription was lost before this one
+            log.warning("shared state events resumed", extra={"reason_id": "state_events_ok"})
         self._listening = True
         self._report()
         self._resync_now.set()  # what happened before the subscription: read it now
