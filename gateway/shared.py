@@ -65,6 +65,7 @@ class SharedState:
         # Revoked here while the backend was unreachable; written out when it returns.
         self._pending: dict[str, float] = {}
         self._reassert_due = False
+        self._events_lost = False
         # Per-client buckets built under ``ratelimit.shared_buckets(ledger)`` spend from
         # the fleet's budget; the embedded backend keeps them per process, as before.
         self.ledger: BucketLedger | None = BucketLedger() if self._broadcasting else None
@@ -135,7 +136,7 @@ class SharedState:
                 await backend.listen(self._apply, self._subscribed)
             except StateError as exc:
                 was_listening, self._listening = self._listening, False
-                self._reassert_due = True
+                self._reassert_due = self._events_lost = True
                 self._report()
                 self._count_error("events")
                 if was_listening:
@@ -145,9 +146,9 @@ class SharedState:
             await asyncio.sleep(backoff)
 
     def _subscribed(self) -> None:
-        if self._reassert_due:  # a subscription was lost before this one
+        if self._events_lost:
             log.warning("shared state events resumed", extra={"reason_id": "state_events_ok"})
-        self._listening = True
+        self._listening, self._events_lost = True, False
         self._report()
         self._resync_now.set()  # what happened before the subscription: read it now
 
