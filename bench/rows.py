@@ -36,6 +36,7 @@ ROWS = {
     "haproxy-es256": "3a. HAProxy jwt_verify ES256",
     "haproxy-hs256": "3b. HAProxy jwt_verify HS256",
     "gateway": "4. gateway, 1 worker, ES256",
+    "gateway-spool": "4b. gateway, 1 worker, spool",  # bench/spool_row.py
     "gateway-2x": "4c. 2 gateways behind HAProxy, Redis state",
     "gateway-auto": "5. gateway, workers: auto",
     "token-gateway": "6a. token endpoint: gateway",

@@ -4,7 +4,8 @@ One run, on 127.0.0.1, one sample backend (``gateway backend``), the same payloa
 the same load generator (wrk, one thread, fixed connections; ``gateway loadtest`` when wrk
 is missing) for every row: the backend directly, nginx as a TLS proxy, HAProxy 2.6 verifying
 ES256 and HS256 JWTs in C with one thread, the gateway with one worker and with
-``workers: auto``, and the token endpoint against oidc-provider 9. Each row gets a warm-up,
+``workers: auto``, the gateway storing pushes in its spool (``delivery: spool``, row 4b,
+``spool_row.py``), and the token endpoint against oidc-provider 9. Each row gets a warm-up,
 then a measured run with the proxy's CPU time read from /proc. Rows with non-2xx answers are
 flagged. Everything started is stopped at the end, also on Ctrl-C. See bench/README.md.
 
@@ -32,7 +33,8 @@ from anchors import versions
 from fixtures import prepare
 from load import have_wrk
 from report import Row, machine, render, save
-from rows import ROWS, Bench
+from rows import ROWS
+from spool_row import SpoolBench
 
 BENCH = Path(__file__).resolve().parent
 
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     micro_rows: list[dict[str, Any]] | None = None
     interrupted = False
     with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
-        bench = Bench(args, prepare(Path(tmp), quick=args.quick), meta, rows)
+        bench = SpoolBench(args, prepare(Path(tmp), quick=args.quick), meta, rows)
         try:
             bench.run()
         except KeyboardInterrupt:

@@ -165,10 +165,13 @@ class Deliverer:
         halted = False
         sends: list[asyncio.Task[bool]] = []
         untried: list[int] = []
+        # Deletions of delivered items are not awaited one by one: the next send goes out
+        # at once and the writer commits the deletions together.
+        deletions: list[asyncio.Future[None]] = []
 
         async def one(item: store.Item) -> bool:
             try:
-                return await self._send(runtime, route, item)
+                return await self._send(runtime, route, item, deletions)
             except SpoolError:
                 return False  # the outcome was not recorded: the lease expires, it is tried again
             finally:
@@ -184,13 +187,19 @@ class Deliverer:
                     continue
                 sends.append(asyncio.get_running_loop().create_task(one(item)))
             await asyncio.gather(*sends)
+            for failed in await asyncio.gather(*deletions, return_exceptions=True):
+                if isinstance(failed, Exception):
+                    # The item stays, leased: it is delivered again when the lease expires.
+                    log.error("spool deletion failed reason_id=spool_unwritable error=%r",
+                              str(failed), extra={"reason_id": "spool_unwritable"})
         finally:
             runtime.active -= 1
             if untried:
                 with contextlib.suppress(SpoolError):
                     await self._spool.writer.call(store.release, untried, self.owner)
 
-    async def _send(self, runtime: Runtime, route: RouteSettings, item: store.Item) -> bool:
+    async def _send(self, runtime: Runtime, route: RouteSettings, item: store.Item,
+                    deletions: list[asyncio.Future[None]]) -> bool:
         """One try; False when the item must wait (the route's batch halts)."""
         answer: UpstreamAnswer | None = None
         try:
@@ -203,7 +212,7 @@ class Deliverer:
         status = answer.status
         writer = self._spool.writer
         if 200 <= status < 300:
-            await writer.call(store.delivered, item.id)
+            deletions.append(asyncio.ensure_future(writer.call(store.delivered, item.id)))
             self._spool.counts[f"gateway_spool_delivered_total:{route.path}"] += 1
             return True
         if status >= 500 or status in _RETRYABLE:
