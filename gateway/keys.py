@@ -24,6 +24,7 @@ __all__ = [
     "SPOOL",
     "TLS_CONTEXT",
     "TRACE",
+    "UPSTREAM_STATUS",
     "VERIFIED_TOKEN",
 ]
 
@@ -41,3 +42,5 @@ TLS_CONTEXT: web.AppKey[ssl.SSLContext] = web.AppKey("TLS_CONTEXT")
 # What the access log reports of a request, filled in as it travels (accesslog.Trace).
 TRACE: web.RequestKey[Trace] = web.RequestKey("TRACE")
 VERIFIED_TOKEN: web.RequestKey[VerifiedToken] = web.RequestKey("VERIFIED_TOKEN")
+# The backend's own status, before success_status mapping (the access log's upstream_status).
+UPSTREAM_STATUS: web.ResponseKey[int] = web.ResponseKey("UPSTREAM_STATUS")

@@ -115,7 +115,7 @@ def _route_handler(route: RouteSettings, settings: Settings, verifier: TokenVeri
             )
         finally:
             metrics.observe_upstream(label, clock() - started)
-        trace.upstream_status = response.status
+        trace.upstream_status = response.get(keys.UPSTREAM_STATUS)
         return response
 
     return handle

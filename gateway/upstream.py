@@ -29,6 +29,7 @@ from yarl import URL
 from gateway.errors import BadGatewayError, GatewayTimeoutError
 from gateway.forward_headers import HOP_BY_HOP, connection_tokens, request_fields
 from gateway.h1pool import ConnectFailed, ConnectTimedOut, H1Pool, UpstreamAnswer, UpstreamBroken
+from gateway.keys import UPSTREAM_STATUS
 from gateway.mediatype import accepts_gzip
 from gateway.settings import RouteSettings, UpstreamTLSSettings
 
@@ -252,6 +253,7 @@ def _response(request: web.Request, answer: UpstreamAnswer,
         response.headers.add("Vary", "Accept-Encoding")
         if accepts_gzip(request.headers.get("Accept-Encoding")):
             response.enable_compression(web.ContentCoding.gzip)
+    response[UPSTREAM_STATUS] = answer.status
     return response
 
 

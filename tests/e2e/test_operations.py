@@ -204,3 +204,18 @@ async def test_no_secret_reaches_any_log(gateway: RunningGateway,
         assert secret not in text
     assert not _JWT.search(text)
     assert "Bearer " not in text and "Basic " not in text
+
+
+async def test_access_log_keeps_the_backends_own_status(
+        gateway: RunningGateway, backend: tuple[str, web.Application],
+        session: aiohttp.ClientSession, capfd: pytest.CaptureFixture[str]) -> None:
+    """IRIS gets 200 for a backend's 204 (success_status), but the operator sees 204."""
+    async with session.post(backend[0] + "/_control", json={"status": 204}) as r:
+        assert r.status == 200
+    https = gateway.ports["https"]
+    token = await fetch_token(session, https)
+    assert await _push(session, https, token) == 200
+    stdout_writer().flush()
+    lines = [json.loads(line) for line in capfd.readouterr().out.splitlines()
+             if '"logger":"gateway.access"' in line and '"/segments/aam"' in line]
+    assert [(line["status"], line["upstream_status"]) for line in lines] == [(200, 204)]
