@@ -66,8 +66,16 @@ async def readiness(probe: AdminProbe) -> tuple[bool, dict[str, object]]:
     if reason is not None:
         problems.append(f"keys: {reason}")
     urls = sorted({url for route in settings.routes for url in route.upstreams})
+    # A spool route accepts while its backend is away (SPEC §5.6): its backend being down
+    # must not take the gateway out of a load balancer, which would refuse the very pushes
+    # the spool exists to keep. Only backends of direct routes decide readiness.
+    direct = {url for route in settings.routes if route.delivery == "direct"
+              for url in route.upstreams}
     reasons = await asyncio.gather(*(check_reachable(url) for url in urls))
-    problems += [f"upstream: {r}" for r in reasons if r is not None]
+    waiting = [f"upstream: {r}" for url, r in zip(urls, reasons, strict=True)
+               if r is not None and url not in direct]
+    problems += [f"upstream: {r}" for url, r in zip(urls, reasons, strict=True)
+                 if r is not None and url in direct]
     problems += probe.problems()
     # The spool (SPEC §5.6) is reported; it makes the gateway not ready only when its file
     # cannot be written, since then a spool route can accept nothing.
@@ -86,6 +94,8 @@ async def readiness(probe: AdminProbe) -> tuple[bool, dict[str, object]]:
             "authentication counts and rate limits are per process until it returns"]
     if spool is not None:
         body["spool"] = spool
+    if waiting:
+        body["spooling"] = waiting  # unreachable backends of spool routes: pushes wait
     return not problems, body
 
 

@@ -69,7 +69,8 @@ async def spool_walkthrough(console: Console, ports: dict[str, int], context: ss
                       f"slowest answer {slowest * 1000:.1f} ms (IRIS allows 3,000)")
         async with client.get(admin + "/readyz") as response:
             ready = await response.json()
-        # Not ready because the backend is unreachable; the spool itself is writable.
+        # Not ready: the demo's direct route shares this backend. A gateway whose only
+        # route to it were spool routes would stay ready (the backend listed as spooling).
         console.print(f"  GET /readyz → {response.status} {ready.get('reasons', [])}")
         console.print(f"    spool: {json.dumps(ready.get('spool'))}")
     if set(statuses) != {200}:

@@ -185,3 +185,23 @@ async def test_past_the_bound_the_route_answers_503_with_retry_after(
         return status == 200
 
     await _until(room)  # once delivered, there is room again
+
+
+async def test_a_spool_routes_unreachable_backend_keeps_the_gateway_ready(
+        spool_config: dict[str, Any], write_config: Callable[[dict[str, Any]], Settings],
+        start: Start, session: aiohttp.ClientSession) -> None:
+    """A load balancer must keep sending pushes the spool can hold; a direct route's
+    unreachable backend still makes the gateway not ready."""
+    spool_config["routes"] = [{**spool_config["routes"][1],
+                               "upstream": "http://127.0.0.1:9/segments/aam"}]
+    gateway = await start(write_config(spool_config))
+    async with session.get(f"http://127.0.0.1:{gateway.ports['admin']}/readyz") as response:
+        ready = await response.json()
+    assert response.status == 200 and ready["status"] == "ready"
+    assert ready["spooling"] and "127.0.0.1:9" in ready["spooling"][0]
+    spool_config["routes"].append({**spool_config["routes"][0], "path": "/direct",
+                                   "delivery": "direct"})
+    direct = await start(write_config(spool_config))
+    async with session.get(f"http://127.0.0.1:{direct.ports['admin']}/readyz") as response:
+        assert response.status == 503
+        assert "127.0.0.1:9" in " ".join((await response.json())["reasons"])
