@@ -2,21 +2,17 @@
 
 Each test starts its own Redis on a free loopback port, without persistence, and kills it at
 the end; ``restart`` brings it back on the same port, empty, as a crashed Redis without AOF
-would. ``GatewayProcess`` is ``gateway serve`` in a subprocess. Every wait is bounded by a
+would (``proc_harness.GatewayProcess`` runs ``gateway serve``). Every wait is bounded by a
 deadline; nothing here sleeps to time an assertion.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -107,36 +103,3 @@ class RedisServer:
         self.start()
 
 
-class GatewayProcess:
-    """``gateway serve -c config`` in a subprocess; stdout lines kept by a thread."""
-
-    def __init__(self, config: Path) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "-c", str(config)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def records(self) -> list[dict[str, Any]]:
-        return [json.loads(x) for x in list(self.lines) if x.startswith("{")]
-
-    async def serving(self, seconds: float = 20.0) -> None:
-        async def started() -> bool:
-            assert self.process.poll() is None, "\n".join(self.lines[-20:])
-            return any(x.startswith("gateway serving") for x in list(self.lines))
-        await eventually(started, seconds, "gateway serving")
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self._reader.join(timeout=10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()

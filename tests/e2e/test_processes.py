@@ -7,13 +7,9 @@ and every process started here is killed at the end."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -27,56 +23,11 @@ from aiohttp import web
 from gateway.tools.seed import SEED_PAYLOAD
 
 from e2e_harness import CLIENT_ID, CLIENT_SECRET, base_config, basic, fetch_token
+from proc_harness import GatewayProcess
 
 pytestmark = pytest.mark.slow
 
 
-class GatewayProcess:
-    """``gateway serve`` in a subprocess; its stdout lines collected by a thread."""
-
-    def __init__(self, config: Path) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "-c", str(config)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def records(self) -> list[dict[str, Any]]:
-        return [json.loads(x) for x in list(self.lines) if x.startswith("{")]
-
-    async def wait_for(self, found: Callable[[], Any], seconds: float = 20.0) -> Any:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            result = found()
-            if result:
-                return result
-            assert self.process.poll() is None or found(), "\n".join(self.lines[-20:])
-            await asyncio.sleep(0.05)
-        raise AssertionError("timed out; last output:\n" + "\n".join(self.lines[-20:]))
-
-    async def serving(self) -> dict[str, int]:
-        line = await self.wait_for(lambda: next(
-            (x for x in self.lines if x.startswith("gateway serving")), None))
-        inside = line[line.index("(") + 1: line.index(")")]
-        return {k: int(v) for k, v in (item.split("=") for item in inside.split(", "))}
-
-    def reason(self, reason_id: str) -> list[dict[str, Any]]:
-        return [r for r in self.records() if r.get("reason_id") == reason_id]
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=10)
-        self._reader.join(timeout=10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 def _free_port() -> int:

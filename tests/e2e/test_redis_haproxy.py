@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import ssl
-import subprocess
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,9 +22,9 @@ from aiohttp import web
 from gateway.tools.seed import SEED_PAYLOAD
 
 from e2e_harness import base_config, fetch_token
+from proc_harness import CapturedProcess, GatewayProcess
 from redis_harness import (
     HAPROXY,
-    GatewayProcess,
     RedisServer,
     eventually,
     free_port,
@@ -39,40 +37,15 @@ pytestmark = [needs_redis, needs_haproxy, pytest.mark.slow]
 HAPROXY_CFG = Path(__file__).resolve().parents[2] / "deploy" / "haproxy.cfg"
 
 
-class HAProxy:
-    """``haproxy -db -f deploy/haproxy.cfg`` with its ``${...}`` from ``env``."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        assert HAPROXY is not None
-        self.process = subprocess.Popen(
-            [HAPROXY, "-db", "-f", str(HAPROXY_CFG)], env={**os.environ, **env},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self._reader.join(timeout=10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 @pytest.fixture
 async def fleet(tmp_path: Path, cert_dir: Path, signing_keys: dict[str, Path],
                 secret_hash: str, backend: tuple[str, web.Application]
-                ) -> AsyncIterator[tuple[int, list[GatewayProcess], HAProxy]]:
+                ) -> AsyncIterator[tuple[int, list[GatewayProcess], CapturedProcess]]:
     redis_server = RedisServer(tmp_path / "redis")
     gateways: list[GatewayProcess] = []
-    proxy: HAProxy | None = None
+    proxy: CapturedProcess | None = None
     try:
         env = {"HAPROXY_PEM": str(tmp_path / "haproxy.pem"),
                "GATEWAY_CA_FILE": str(cert_dir / "ca.crt"), "GATEWAY_TLS_NAME": "localhost"}
@@ -94,7 +67,8 @@ async def fleet(tmp_path: Path, cert_dir: Path, signing_keys: dict[str, Path],
         for gateway in gateways:
             await gateway.serving()
         public = free_port()
-        proxy = HAProxy({**env, "HAPROXY_BIND": f"127.0.0.1:{public}"})
+        proxy = CapturedProcess([HAPROXY, "-db", "-f", str(HAPROXY_CFG)],
+                                {**env, "HAPROXY_BIND": f"127.0.0.1:{public}"})
         yield public, gateways, proxy
     finally:
         for started in (proxy, *gateways):
@@ -120,7 +94,7 @@ def _served(gateway: GatewayProcess) -> int:
 
 
 async def test_two_instances_share_the_load_and_a_killed_one_loses_no_retryable_push(
-        fleet: tuple[int, list[GatewayProcess], HAProxy], client_ssl_ctx: ssl.SSLContext,
+        fleet: tuple[int, list[GatewayProcess], CapturedProcess], client_ssl_ctx: ssl.SSLContext,
         session: aiohttp.ClientSession) -> None:
     public, (first, second), proxy = fleet
 

@@ -11,14 +11,8 @@ Every wait is bounded by a deadline and every process started here is killed at 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -31,38 +25,11 @@ import yaml
 from gateway.tools.seed import SEED_PAYLOAD
 
 from e2e_harness import base_config, fetch_token
+from proc_harness import CapturedProcess, gateway_command
 
 pytestmark = pytest.mark.slow
 
 
-class Process:
-    """``python -m gateway ARGS`` with its output collected by a thread."""
-
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", *args], stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            start_new_session=True)  # its own group: workers are killed with it
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    async def line(self, prefix: str, seconds: float = 20.0) -> str:
-        return str(await until(lambda: next((x for x in self.lines if x.startswith(prefix)),
-                                            None), seconds, self.lines))
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self._reader.join(timeout=10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
 
 async def until(found: Callable[[], Any], seconds: float, context: list[str] | None = None
@@ -85,8 +52,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-async def processes() -> AsyncIterator[list[Process]]:
-    started: list[Process] = []
+async def processes() -> AsyncIterator[list[CapturedProcess]]:
+    started: list[CapturedProcess] = []
     yield started
     for process in started:
         process.kill()
@@ -104,12 +71,6 @@ def _config(tmp_path: Path, cert_dir: Path, signing_keys: dict[str, Path], secre
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-async def _serving(gateway: Process) -> dict[str, int]:
-    line = await gateway.line("gateway serving")
-    inside = line[line.index("(") + 1: line.index(")")]
-    return {k: int(v) for k, v in (item.split("=") for item in inside.split(", "))}
 
 
 async def _push(session: aiohttp.ClientSession, port: int, token: str, request_id: str) -> int:
@@ -136,12 +97,12 @@ def _first_seen(ids: list[str]) -> list[str]:
 
 async def test_kill_9_with_the_backend_down_loses_nothing_and_keeps_the_order(
         tmp_path: Path, cert_dir: Path, signing_keys: dict[str, Path], secret_hash: str,
-        session: aiohttp.ClientSession, processes: list[Process]) -> None:
+        session: aiohttp.ClientSession, processes: list[CapturedProcess]) -> None:
     backend_port = _free_port()  # nothing listens there: the backend is down
     config = _config(tmp_path, cert_dir, signing_keys, secret_hash, backend_port)
-    gateway = Process("serve", "-c", str(config))
+    gateway = gateway_command("serve", "-c", str(config))
     processes.append(gateway)
-    port = (await _serving(gateway))["https"]
+    port = (await gateway.serving())["https"]
     token = await fetch_token(session, port)
     sent: list[str] = []  # answered 200, in order
 
@@ -161,11 +122,11 @@ async def test_kill_9_with_the_backend_down_loses_nothing_and_keeps_the_order(
     await asyncio.wait_for(pusher, 10)
     assert len(sent) >= 40
 
-    again = Process("serve", "-c", str(config))
+    again = gateway_command("serve", "-c", str(config))
     processes.append(again)
-    ports = await _serving(again)
+    ports = await again.serving()
     record = tmp_path / "received.jsonl"
-    backend = Process("backend", "--port", str(backend_port), "--record", str(record))
+    backend = gateway_command("backend", "--port", str(backend_port), "--record", str(record))
     processes.append(backend)
     await backend.line("backend listening")
     received = await until(lambda: (lambda ids: ids if set(sent) <= set(ids) else None)(
@@ -186,15 +147,15 @@ async def test_kill_9_with_the_backend_down_loses_nothing_and_keeps_the_order(
 
 async def test_two_workers_deliver_each_push_once_in_order(
         tmp_path: Path, cert_dir: Path, signing_keys: dict[str, Path], secret_hash: str,
-        client_ssl_ctx: Any, processes: list[Process]) -> None:
+        client_ssl_ctx: Any, processes: list[CapturedProcess]) -> None:
     record = tmp_path / "received.jsonl"
-    backend = Process("backend", "--port", "0", "--record", str(record))
+    backend = gateway_command("backend", "--port", "0", "--record", str(record))
     processes.append(backend)
     backend_port = int((await backend.line("backend listening")).rsplit(":", 1)[1])
     config = _config(tmp_path, cert_dir, signing_keys, secret_hash, backend_port, workers=2)
-    gateway = Process("serve", "-c", str(config))
+    gateway = gateway_command("serve", "-c", str(config))
     processes.append(gateway)
-    ports = await _serving(gateway)
+    ports = await gateway.serving()
     port = ports["https"]
     sent = [f"w-{i:03d}" for i in range(60)]
     # A fresh connection per push, so the kernel spreads them over both workers; each
