@@ -339,3 +339,39 @@ async def test_failover_to_the_next_upstream_on_connect_failure(
                             data=SEED_PAYLOAD, headers=_push_headers(token)) as response:
         assert response.status == 200
     assert (await _stats(backend))["requests"] == 1
+
+
+@pytest.mark.parametrize(("cidrs", "status"), [(["10.0.0.0/8"], 403), (["127.0.0.0/8"], 200)])
+async def test_allowed_cidrs(
+        write_config: Callable[[dict[str, Any]], Settings], start: Start, cert_dir: Path,
+        signing_keys: dict[str, Path], secret_hash: str, backend: Backend,
+        session: aiohttp.ClientSession, cidrs: list[str], status: int) -> None:
+    config = base_config(cert_dir, signing_keys, secret_hash, backend[0] + "/segments/aam")
+    config["clients"][0]["allowed_cidrs"] = cidrs
+    running = await start(write_config(config))
+    token = await fetch_token(session, running.ports["https"])
+    async with session.post(f"https://localhost:{running.ports['https']}/segments/aam",
+                            data=SEED_PAYLOAD, headers=_push_headers(token)) as response:
+        assert response.status == status
+        if status == 403:
+            assert (await response.json())["error"] == "forbidden"
+    assert (await _stats(backend))["requests"] == (1 if status == 200 else 0)
+
+
+async def test_per_client_rate_limit_answers_429_with_retry_after(
+        write_config: Callable[[dict[str, Any]], Settings], start: Start, cert_dir: Path,
+        signing_keys: dict[str, Path], secret_hash: str, backend: Backend,
+        session: aiohttp.ClientSession) -> None:
+    config = base_config(cert_dir, signing_keys, secret_hash, backend[0] + "/segments/aam")
+    config["clients"][0]["rate_limit"] = {"requests_per_second": 0.5, "burst": 2}
+    running = await start(write_config(config))
+    token = await fetch_token(session, running.ports["https"])
+    statuses = []
+    for _ in range(3):
+        async with session.post(f"https://localhost:{running.ports['https']}/segments/aam",
+                                data=SEED_PAYLOAD, headers=_push_headers(token)) as response:
+            statuses.append(response.status)
+            retry_after = response.headers.get("Retry-After")
+    assert statuses == [200, 200, 429]
+    assert retry_after is not None and int(retry_after) >= 1
+    assert (await _stats(backend))["requests"] == 2
