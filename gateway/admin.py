@@ -116,7 +116,7 @@ def create_admin_app(probe: AdminProbe) -> web.Application:
                             headers={"Cache-Control": "no-store"})
 
     async def metrics(_: web.Request) -> web.Response:
-        settings, _ = probe.current()
+        settings = probe.current()[0]
         # The spool's gauges are read from its file: one per machine, never summed.
         body = render_metrics([*probe.snapshots(), *await spool_snapshot(settings)])
         return web.Response(body=body, headers={"Content-Type": _PROMETHEUS_TEXT})

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from time import perf_counter
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from gateway import keys
 from gateway.accesslog import Trace
@@ -75,7 +75,7 @@ def _auth_reason(error: GatewayError) -> str | None:
     return None
 
 
-def front_middleware(metrics: Metrics, labels: dict[str, str]) -> web.Middleware:
+def front_middleware(metrics: Metrics, labels: dict[str, str]) -> Middleware:
     """Request id and in-flight gauge for every request; every failure rendered once and
     counted (authentication failures by reason, payload rejections by route)."""
 

@@ -45,11 +45,10 @@ Algorithm = Literal["ES256", "RS256", "EdDSA", "HS256"]
 ALGORITHMS: tuple[str, ...] = ("ES256", "RS256", "EdDSA", "HS256")
 RESERVED_PREFIXES = ("/oauth2/", "/.well-known/")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-_frozen = {"frozen": True, "slots": True, "kw_only": True}
 _KEY_PREFIX = re.compile(r"[A-Za-z0-9_\-:.{}]{1,64}")
 
 
-@dataclass(**_frozen)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TLSSettings:
     cert_file: Path
     key_file: Path
@@ -57,13 +56,13 @@ class TLSSettings:
     client_ca_file: Path | None = None
 
 
-@dataclass(**_frozen)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AdminSettings:
     host: str = "127.0.0.1"
     port: int = 9090
 
 
-@dataclass(**_frozen)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8443
@@ -75,7 +74,7 @@ class ServerSettings:
     admin: AdminSettings = field(default_factory=AdminSettings)
 
 
-@dataclass(**_frozen)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SigningKeySettings:
     kid: str
     private_key_file: Path | None = None
@@ -87,7 +86,7 @@ class SigningKeySettings:
         return self.private_key_file is not None or self.secret is not None
 
 
-@dataclass(**_frozen)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TokenSettings:
     issuer: str = "https://localhost:8443"
     audience: str = "partner-api"
@@ -99,13 +98,13 @@ class TokenSettings:
     realm: str = "gateway"
 
 
-@dataclass(**_frozen)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RateLimitSettings:
     requests_per_second: float
     burst: int
 
 
-@dataclass(**_frozen)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClientSettings:
     client_id: str
     secret_hashes: tuple[PasswordHash, ...] = field(default=(), repr=False)
@@ -116,14 +115,14 @@ class ClientSettings:
     client_secret_post: bool = False
 
 
-@dataclass(**_frozen)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SignatureSettings:
     header: str = "X-Signature"
     algorithm: Literal["sha256", "sha1", "md5"] = "sha256"
     key: str = field(repr=False)
 
 
-@dataclass(**_frozen)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RouteSettings:
     path: str
     methods: tuple[str, ...] = ("POST",)
@@ -139,14 +138,14 @@ class RouteSettings:
     delivery: Literal["direct", "spool"] = "direct"
 
 
-@dataclass(**_frozen)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UpstreamTLSSettings:
     ca_file: Path | None = None
     client_cert_file: Path | None = None
     client_key_file: Path | None = None
 
 
-@dataclass(**_frozen)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StateSettings:
     backend: Literal["sqlite", "redis"] = "sqlite"
     path: Path = Path("var/gateway.db")
@@ -157,7 +156,7 @@ class StateSettings:
     key_prefix: str = "gateway:"  # several deployments may share one Redis
 
 
-@dataclass(**_frozen)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SpoolSettings:
     """SPEC §5.6: the store-and-forward queue of ``delivery: spool`` routes."""
 
@@ -171,13 +170,13 @@ class SpoolSettings:
     retry_max_seconds: float = 60.0
 
 
-@dataclass(**_frozen)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LoggingSettings:
     format: Literal["json", "text"] = "json"
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
-@dataclass(**_frozen)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     source: Path
     server: ServerSettings
@@ -576,8 +575,9 @@ def _check_signing_key(path: Path, algorithm: str, *, private: bool) -> str | No
         return f"not an unencrypted PEM {kind} key: {path}"
     if not isinstance(key, _KEY_TYPES[algorithm]):
         return f"is not a key for {algorithm}"
-    if algorithm == "ES256" and not isinstance(key.curve, ec.SECP256R1):
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) \
+            and not isinstance(key.curve, ec.SECP256R1):
         return "ES256 needs a P-256 key"
-    if algorithm == "RS256" and key.key_size < 2048:
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey) and key.key_size < 2048:
         return "RS256 needs an RSA key of at least 2048 bits"
     return None

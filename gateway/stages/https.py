@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 
 from aiohttp import hdrs, web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
 from gateway.errors import InsecureTransportError
 from gateway.yamlpath import Network
@@ -66,7 +66,7 @@ def client_address(request: web.Request, trusted: tuple[Network, ...]) -> str:
     return peer
 
 
-def https_middleware(*, trusted_proxies: tuple[Network, ...]) -> web.Middleware:
+def https_middleware(*, trusted_proxies: tuple[Network, ...]) -> Middleware:
     """Refuse plain HTTP before any handler reads a header."""
 
     @web.middleware
