@@ -93,7 +93,7 @@ def _cmd_spool(args: argparse.Namespace) -> int:
 
 
 def _cmd_loadtest(args: argparse.Namespace) -> int:
-    from gateway.tools.loadtest import run
+    from gateway.tools.loadtest_cli import run
 
     return run(args)
 
@@ -169,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_spool)
 
     p = commands.add_parser("loadtest", help="the IRIS simulator under load")
-    from gateway.tools.loadtest import add_arguments
+    from gateway.tools.loadtest_cli import add_arguments
 
     add_arguments(p)
     p.set_defaults(func=_cmd_loadtest)

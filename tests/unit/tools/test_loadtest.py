@@ -27,13 +27,12 @@ from gateway.tools.loadtest import (
     LoadOptions,
     LoadTestError,
     UsageError,
-    add_arguments,
     basic_credential,
     error_kind,
     is_loopback_host,
-    run,
     run_load,
 )
+from gateway.tools.loadtest_cli import add_arguments, run
 from gateway.tools.loadtest_report import LatencySummary, LoadReport, percentile
 
 # The seed's opaque credential (protocol.md): 77 characters, not base64 of anything.

@@ -1,0 +1,111 @@
+"""``gateway loadtest``: the IRIS simulator's command line (SPEC §3, §8).
+
+Parses the options into ``loadtest.LoadOptions``, runs ``loadtest.run_load`` on uvloop when
+it is installed, and prints the report (a table, or one JSON object with ``--json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from rich.console import Console
+
+from gateway.tools.loadtest import (
+    DEFAULT_DURATION_S,
+    IRIS_TIMEOUT_S,
+    LoadOptions,
+    LoadTestError,
+    UsageError,
+    basic_credential,
+    run_load,
+)
+
+__all__ = ["add_arguments", "options_from_args", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``gateway loadtest`` options (SPEC §3, §8)."""
+    parser.add_argument("url", help="segment endpoint, e.g. https://127.0.0.1:8443/segments/aam")
+    auth = parser.add_argument_group("credentials: --client-id and --secret, or --credential")
+    auth.add_argument("--client-id", help="client id (RFC 6749 §2.3.1 Basic form)")
+    auth.add_argument("--secret", help="client secret (RFC 6749 §2.3.1 Basic form)")
+    auth.add_argument("--credential", help="opaque credential, sent as 'Basic CREDENTIAL'")
+    parser.add_argument("--token-url", help="default: the URL's origin + /oauth2/token")
+    parser.add_argument("--method", type=str.upper, choices=("POST", "GET"), default="POST")
+    parser.add_argument("--users-per-request", type=int, default=10, metavar="N",
+                        help="users in each push (default 10, IRIS's default maximum)")
+    parser.add_argument("--concurrency", type=int, default=16, metavar="N",
+                        help="pushes in flight at once, one connection each (default 16)")
+    parser.add_argument("--duration", type=float, metavar="SECONDS",
+                        help=f"default {DEFAULT_DURATION_S:g}; with --requests, a safety cap")
+    parser.add_argument("--requests", type=int, metavar="N", help="stop after N pushes")
+    parser.add_argument("--rate", type=float, metavar="R", help="pace at R requests/s in all")
+    parser.add_argument("--timeout", type=float, default=IRIS_TIMEOUT_S, metavar="SECONDS",
+                        help="per request (IRIS allows 3 s)")
+    parser.add_argument("--seed", type=int, default=0, help="payload generator seed")
+    tls = parser.add_mutually_exclusive_group()
+    tls.add_argument("--ca", metavar="FILE", help="CA certificate(s) to trust (PEM)")
+    tls.add_argument("--insecure", action="store_true", help="do not verify the certificate")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow a target that is not loopback (only hosts you own)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def options_from_args(args: argparse.Namespace) -> LoadOptions:
+    if args.credential is not None and (args.client_id is not None or args.secret is not None):
+        raise UsageError("give --client-id and --secret, or --credential, not both")
+    if args.credential is not None:
+        credential = args.credential
+    elif args.client_id is not None and args.secret is not None:
+        credential = basic_credential(args.client_id, args.secret)
+    else:
+        raise UsageError("credentials missing: give --client-id and --secret, or --credential")
+    return LoadOptions(
+        url=args.url, credential=credential, token_url=args.token_url, method=args.method,
+        users_per_request=args.users_per_request, concurrency=args.concurrency,
+        duration=args.duration, requests=args.requests, rate=args.rate, timeout=args.timeout,
+        ca_file=args.ca, insecure=args.insecure, allow_remote=args.allow_remote, seed=args.seed,
+        progress=not (args.json or args.no_progress) and sys.stdout.isatty(),
+    )
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def run(args: argparse.Namespace) -> int:
+    """0: the run completed and at least one push got 200; 1: none did; 2: usage error."""
+    try:
+        options = options_from_args(args)
+        if options.insecure:
+            print("gateway loadtest: WARNING: --insecure, the server certificate is not "
+                  "verified", file=sys.stderr)
+        if urlsplit(options.url).scheme == "http":
+            print("gateway loadtest: WARNING: plain http; IRIS only ever uses https",
+                  file=sys.stderr)
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            report = runner.run(run_load(options))
+    except UsageError as exc:
+        print(f"gateway loadtest: {exc}", file=sys.stderr)
+        return 2
+    except LoadTestError as exc:
+        print(f"gateway loadtest: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gateway loadtest: interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(report.to_dict(), sort_keys=True))
+    else:
+        report.render(Console())
+    return 0 if report.successes else 1
