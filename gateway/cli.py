@@ -98,7 +98,10 @@ def _cmd_loadtest(args: argparse.Namespace) -> int:
     return run(args)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; the options of ``spool`` and ``loadtest`` come from their own
+    modules, imported only when that is the command (``serve`` and each worker start
+    without the load tester's imports)."""
     parser = argparse.ArgumentParser(
         prog="gateway",
         description="OAuth 2.0 enforcing gateway for Adobe Audience Manager real-time pushes.",
@@ -163,21 +166,24 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = commands.add_parser("spool", help="the spool: stats, list, retry, purge (SPEC §5.6)")
-    from gateway.tools.spool_cmd import add_arguments as spool_arguments
+    if command == "spool":
+        from gateway.tools.spool_cmd import add_arguments as spool_arguments
 
-    spool_arguments(p, DEFAULT_CONFIG)
+        spool_arguments(p, DEFAULT_CONFIG)
     p.set_defaults(func=_cmd_spool)
 
     p = commands.add_parser("loadtest", help="the IRIS simulator under load")
-    from gateway.tools.loadtest_cli import add_arguments
+    if command == "loadtest":
+        from gateway.tools.loadtest_cli import add_arguments
 
-    add_arguments(p)
+        add_arguments(p)
     p.set_defaults(func=_cmd_loadtest)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser(argv[0] if argv else None).parse_args(argv)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
