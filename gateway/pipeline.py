@@ -71,7 +71,7 @@ def _route_handler(route: RouteSettings, settings: Settings, verifier: TokenVeri
     realm = settings.tokens.realm
     max_bytes = settings.server.max_body_bytes
     trusted = settings.server.trusted_proxies
-    validate: Callable[[bytes], None] | None = {
+    validate: Callable[[bytes], None] = {
         "aam-segments": validate_aam_segments, "none": validate_json,
     }[route.payload]
     signature = route.signature
@@ -96,19 +96,18 @@ def _route_handler(route: RouteSettings, settings: Settings, verifier: TokenVeri
         raw, body = await read_body(request, max_bytes, gzip=gzip)
         if signature is not None:
             check_signature(request, raw, signature, realm)
-        if validate is not None:
-            validate(body)
+        validate(body)
         if accept is not None:
             return await accept(
                 request, route, body, client_id=verified.client_id,
-                scope=" ".join(sorted(verified.scopes)), request_id=trace.request_id,
+                scope=verified.scope, request_id=trace.request_id,
                 forwarded_proto="https", client_address=address)
         started = clock()
         try:
             response = await forwarder.forward(
                 request, route, body,
                 client_id=verified.client_id,
-                scope=" ".join(sorted(verified.scopes)),
+                scope=verified.scope,
                 request_id=trace.request_id,
                 forwarded_proto="https",
                 client_address=address,

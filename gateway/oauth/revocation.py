@@ -13,7 +13,7 @@ Anything else, and any token that is not valid, introspects as ``{"active": fals
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -25,6 +25,11 @@ from gateway.oauth.token_endpoint import (
     json_answer,
     read_form,
 )
+
+if TYPE_CHECKING:
+    from gateway.oauth.tokens import VerifiedToken
+    from gateway.runtime import Runtime
+    from gateway.settings import ClientSettings
 
 __all__ = ["INTROSPECT_SCOPE", "REVOKE_SCOPE", "introspection_endpoint", "revocation_endpoint"]
 
@@ -46,13 +51,20 @@ def _token_parameter(form: dict[str, str]) -> str:
     return token
 
 
-async def revocation_endpoint(request: web.Request) -> web.Response:
-    """RFC 7009 §2.1 Revocation Request → §2.2 Revocation Response."""
+async def _client_and_token(request: web.Request) -> tuple[
+        Runtime, ClientSettings, tuple[VerifiedToken, dict[str, Any]] | None]:
+    """What both endpoints do first, as the token endpoint does: the failed-authentication
+    limit of the address, the form, the client; then the ``token`` looked up."""
     runtime = request.app[RUNTIME].current
     runtime.guard.check(caller_address(request, runtime))
     form = await read_form(request)
     client = await authenticate_client(request, runtime, form)
-    found = runtime.verifier.introspect(_token_parameter(form))
+    return runtime, client, runtime.verifier.introspect(_token_parameter(form))
+
+
+async def revocation_endpoint(request: web.Request) -> web.Response:
+    """RFC 7009 §2.1 Revocation Request → §2.2 Revocation Response."""
+    runtime, client, found = await _client_and_token(request)
     if found is not None:
         verified, _ = found
         # RFC 7009 §2.1: the server "verifies whether the token was issued to the client
@@ -73,11 +85,7 @@ async def revocation_endpoint(request: web.Request) -> web.Response:
 
 async def introspection_endpoint(request: web.Request) -> web.Response:
     """RFC 7662 §2.1 Introspection Request → §2.2 Introspection Response."""
-    runtime = request.app[RUNTIME].current
-    runtime.guard.check(caller_address(request, runtime))
-    form = await read_form(request)
-    client = await authenticate_client(request, runtime, form)
-    found = runtime.verifier.introspect(_token_parameter(form))
+    _, client, found = await _client_and_token(request)
     answer: dict[str, Any] = {"active": False}
     # SECURITY: another client's token looks inactive; RFC 7662 §4 lets the server "respond
     # with an inactive token" rather than tell the caller anything about it.

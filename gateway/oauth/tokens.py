@@ -22,7 +22,7 @@ import re
 import secrets
 import time
 from collections.abc import Container
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from cachetools import LRUCache
@@ -55,6 +55,12 @@ class VerifiedToken:
     scopes: frozenset[str]
     exp: int
     jti: str
+    # The X-Gateway-Scope value, built once per verification: a cached token is reused by
+    # every push until it expires, so no push pays for sorting and joining it again.
+    scope: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scope", " ".join(sorted(self.scopes)))
 
 
 class TokenIssuer:

@@ -300,8 +300,9 @@ async def test_connection_refused_is_502(forwarder: Forwarder) -> None:
     assert forwarder.errors["connect"] == 1
 
 
-async def test_slow_backend_past_the_route_timeout_is_504(
-        aiohttp_client: AiohttpClient, aiohttp_server: AiohttpServer) -> None:
+@pytest.fixture
+async def slow_backend(aiohttp_server: AiohttpServer) -> AsyncIterator[str]:
+    """A backend that answers only after the test ends (2 s at most): its URL."""
     release = asyncio.Event()
 
     async def slow(request: web.Request) -> web.Response:
@@ -311,10 +312,14 @@ async def test_slow_backend_past_the_route_timeout_is_504(
     app = web.Application()
     app.router.add_post("/segments/aam", slow)
     server = await aiohttp_server(app)
-    client = await front(aiohttp_client,
-                         route_to(str(server.make_url("/segments/aam")), timeout_seconds=0.2))
-    response = await client.post("/segments/aam", data=BODY)
+    yield str(server.make_url("/segments/aam"))
     release.set()
+
+
+async def test_slow_backend_past_the_route_timeout_is_504(
+        aiohttp_client: AiohttpClient, slow_backend: str) -> None:
+    client = await front(aiohttp_client, route_to(slow_backend, timeout_seconds=0.2))
+    response = await client.post("/segments/aam", data=BODY)
     assert response.status == 504
     assert (await response.json())["error"] == "gateway_timeout"
 
@@ -341,20 +346,10 @@ async def test_failover_to_the_next_upstream_when_the_first_is_unreachable(
 
 
 async def test_timeout_is_not_failed_over(
-        forwarder: Forwarder, recorder: Recorder, aiohttp_server: AiohttpServer) -> None:
-    release = asyncio.Event()
-
-    async def slow(request: web.Request) -> web.Response:
-        await asyncio.wait_for(release.wait(), 2)
-        return web.Response()
-
-    app = web.Application()
-    app.router.add_post("/segments/aam", slow)
-    server = await aiohttp_server(app)
-    route = route_to(str(server.make_url("/segments/aam")), recorder.url, timeout_seconds=0.2)
+        forwarder: Forwarder, recorder: Recorder, slow_backend: str) -> None:
+    route = route_to(slow_backend, recorder.url, timeout_seconds=0.2)
     with pytest.raises(GatewayTimeoutError):
         await forwarder.forward(mocked(), route, BODY, **IDENTITY)
-    release.set()
     assert recorder.seen == []
 
 
