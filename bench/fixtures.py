@@ -21,7 +21,7 @@ import jwt
 import yaml
 from cryptography.hazmat.primitives import serialization
 
-from gateway.hashing import hash_secret
+from gateway.config.hashes import hash_secret
 from gateway.oauth.keys import generate_key
 from gateway.tools.certs import create_dev_certificates, write_private
 from gateway.tools.payloads import make_payload_bytes

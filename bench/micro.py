@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from micro_payload import time_ms
 
+from gateway.config import ClientSettings, SigningKeySettings, TokenSettings
 from gateway.oauth.clients import ClientRegistry
 from gateway.oauth.keys import KeySet, generate_key
 from gateway.oauth.tokens import TokenIssuer, TokenVerifier
-from gateway.settings import ClientSettings, SigningKeySettings, TokenSettings
 from gateway.stages.payload import validate_aam_segments
 from gateway.tools.certs import write_private
 from gateway.tools.payloads import make_payload_bytes

@@ -42,7 +42,7 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from gateway.hashing import hash_secret
+from gateway.config.hashes import hash_secret
 from gateway.oauth.keys import generate_key
 from gateway.tools.certs import create_dev_certificates
 from gateway.tools.payloads import make_payload_bytes

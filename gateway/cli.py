@@ -16,7 +16,7 @@ DEFAULT_CONFIG = Path("config.yaml")
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from gateway.server import WorkerOptions, serve
+    from gateway.serve.server import WorkerOptions, serve
 
     worker = None
     if args.worker_index is not None:
@@ -29,7 +29,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    from gateway.settings import ConfigError, load
+    from gateway.config import ConfigError, load
 
     try:
         settings = load(args.config)
@@ -87,7 +87,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_spool(args: argparse.Namespace) -> int:
-    from gateway.tools.spool_cmd import run
+    from gateway.spool.commands import run
 
     return run(args)
 
@@ -167,7 +167,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
 
     p = commands.add_parser("spool", help="the spool: stats, list, retry, purge (SPEC §5.6)")
     if command == "spool":
-        from gateway.tools.spool_cmd import add_arguments as spool_arguments
+        from gateway.spool.commands import add_arguments as spool_arguments
 
         spool_arguments(p, DEFAULT_CONFIG)
     p.set_defaults(func=_cmd_spool)

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from gateway.accesslog import Trace
-    from gateway.metrics import Metrics
+    from gateway.config import Settings
     from gateway.oauth.tokens import VerifiedToken
-    from gateway.runtime import RuntimeSlot
-    from gateway.settings import Settings
-    from gateway.shared import SharedState
-    from gateway.spool import Spool
+    from gateway.observe.accesslog import Trace
+    from gateway.observe.metrics import Metrics
+    from gateway.serve.runtime import RuntimeSlot
+    from gateway.spool.writer import Spool
+    from gateway.state.mirror import SharedState
 
 __all__ = [
     "METRICS",

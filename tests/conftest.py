@@ -17,8 +17,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from gateway.server import RunningGateway, start_gateway
-from gateway.settings import Settings, load
+from gateway.config import Settings, load
+from gateway.serve.server import RunningGateway, start_gateway
 from gateway.tools.backend import create_backend_app
 from gateway.tools.certs import create_dev_certificates
 

@@ -28,9 +28,9 @@ from urllib.parse import unquote_plus
 
 from cachetools import TTLCache
 
+from gateway.config import ClientSettings
+from gateway.config.hashes import PasswordHash
 from gateway.errors import InvalidClientError, InvalidRequestError
-from gateway.hashing import PasswordHash
-from gateway.settings import ClientSettings
 
 __all__ = ["BasicCredentials", "ClientRegistry", "parse_basic"]
 

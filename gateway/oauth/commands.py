@@ -17,8 +17,8 @@ from urllib.parse import quote_plus
 
 import yaml
 
-from gateway.hashing import hash_opaque
-from gateway.hashing import hash_secret as scrypt_hash
+from gateway.config.hashes import hash_opaque
+from gateway.config.hashes import hash_secret as scrypt_hash
 from gateway.oauth.keys import generate_key
 
 __all__ = ["client_add", "hash_secret", "keys_generate"]

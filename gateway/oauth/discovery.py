@@ -12,8 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway.config import ClientSettings, TokenSettings
 from gateway.oauth.keys import KeySet
-from gateway.settings import ClientSettings, TokenSettings
 
 __all__ = ["INTROSPECT_PATH", "JWKS_PATH", "METADATA_PATH", "REVOKE_PATH", "TOKEN_PATH",
            "Discovery", "metadata"]

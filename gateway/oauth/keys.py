@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import Algorithm
 
-from gateway.settings import SigningKeySettings, TokenSettings
-from gateway.yamlpath import ConfigError
+from gateway.config import SigningKeySettings, TokenSettings
+from gateway.config.yamlpath import ConfigError
 
 __all__ = ["KeySet", "generate_key"]
 

@@ -27,9 +27,9 @@ from gateway.oauth.token_endpoint import (
 )
 
 if TYPE_CHECKING:
+    from gateway.config import ClientSettings
     from gateway.oauth.tokens import VerifiedToken
-    from gateway.runtime import Runtime
-    from gateway.settings import ClientSettings
+    from gateway.serve.runtime import Runtime
 
 __all__ = ["INTROSPECT_SCOPE", "REVOKE_SCOPE", "introspection_endpoint", "revocation_endpoint"]
 

@@ -16,6 +16,7 @@ from urllib.parse import unquote_plus
 
 from aiohttp import hdrs, web
 
+from gateway.config import ClientSettings
 from gateway.errors import (
     InvalidClientError,
     InvalidRequestError,
@@ -26,11 +27,10 @@ from gateway.errors import (
 from gateway.keys import METRICS, RUNTIME, TRACE
 from gateway.mediatype import accepts_gzip, charset_is_utf8, parse_media_type
 from gateway.oauth.clients import parse_basic
-from gateway.settings import ClientSettings
 from gateway.stages.https import client_address
 
 if TYPE_CHECKING:
-    from gateway.runtime import Runtime
+    from gateway.serve.runtime import Runtime
 
 __all__ = ["MAX_BODY_BYTES", "authenticate_client", "json_answer", "parse_basic",
            "parse_form", "read_form", "token_endpoint"]

@@ -27,10 +27,10 @@ from typing import Any, TypeGuard
 
 from cachetools import LRUCache
 
+from gateway.config import ClientSettings, TokenSettings
 from gateway.errors import InvalidTokenError
 from gateway.oauth.clients import ClientRegistry
 from gateway.oauth.keys import KeySet
-from gateway.settings import ClientSettings, TokenSettings
 
 __all__ = ["MAX_TOKEN_BYTES", "TokenIssuer", "TokenVerifier", "VerifiedToken"]
 

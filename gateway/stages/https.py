@@ -14,8 +14,8 @@ import ipaddress
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
+from gateway.config.yamlpath import Network
 from gateway.errors import InsecureTransportError
-from gateway.yamlpath import Network
 
 __all__ = [
     "HSTS", "add_hsts", "check_https", "client_address", "https_middleware", "is_trusted_proxy",

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 
+from gateway.config import ClientSettings
 from gateway.errors import ForbiddenError, RateLimitedError
-from gateway.ratelimit import TokenBucket
-from gateway.settings import ClientSettings
+from gateway.state.ratelimit import TokenBucket
 
 __all__ = ["ClientLimits"]
 

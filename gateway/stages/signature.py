@@ -14,8 +14,8 @@ import hmac
 
 from aiohttp import web
 
+from gateway.config import SignatureSettings
 from gateway.errors import InvalidTokenError
-from gateway.settings import SignatureSettings
 
 __all__ = ["SignatureError", "check_signature"]
 

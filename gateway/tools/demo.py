@@ -33,7 +33,7 @@ import aiohttp
 import yaml
 from rich.console import Console
 
-from gateway.hashing import hash_opaque, hash_secret
+from gateway.config.hashes import hash_opaque, hash_secret
 from gateway.tools.certs import create_dev_certificates, write_private
 from gateway.tools.demo_spool import SPOOL_PATH, spool_walkthrough
 from gateway.tools.loadtest import LoadOptions, basic_credential, run_load

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from gateway.server import RunningGateway
-from gateway.settings import Settings
+from gateway.config import Settings
+from gateway.serve.server import RunningGateway
 
 from adv_harness import CLIENT_SECRET, base_config, cheap_hash, fetch_token
 

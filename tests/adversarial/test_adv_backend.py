@@ -18,9 +18,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway import h1pool
-from gateway.server import RunningGateway
-from gateway.settings import Settings
+from gateway.config import Settings
+from gateway.forward import h1pool
+from gateway.serve.server import RunningGateway
 
 from adv_harness import SEED_PAYLOAD, assert_error_body, fetch_token
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import aiohttp
 
-from gateway.server import RunningGateway
-from gateway.settings import Settings
+from gateway.config import Settings
+from gateway.serve.server import RunningGateway
 
 from adv_harness import (
     CLIENT_ID,

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.server import RunningGateway
+from gateway.serve.server import RunningGateway
 
 from adv_harness import (
     CLIENT_ID,

@@ -21,10 +21,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from gateway import guards
-from gateway.guards import ConnectionLimits
-from gateway.server import RunningGateway
-from gateway.settings import Settings
+from gateway.config import Settings
+from gateway.serve import guards
+from gateway.serve.guards import ConnectionLimits
+from gateway.serve.server import RunningGateway
 
 from adv_harness import (
     SEED_PAYLOAD,

@@ -29,13 +29,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from jwt.algorithms import Algorithm, get_default_algorithms
 
+from gateway.config import ClientSettings, SigningKeySettings, TokenSettings
+from gateway.config.hashes import parse_hash
 from gateway.errors import InvalidTokenError
-from gateway.hashing import parse_hash
 from gateway.oauth.clients import ClientRegistry
 from gateway.oauth.keys import KeySet
 from gateway.oauth.tokens import MAX_TOKEN_BYTES, TokenIssuer, TokenVerifier
-from gateway.server import RunningGateway
-from gateway.settings import ClientSettings, SigningKeySettings, TokenSettings
+from gateway.serve.server import RunningGateway
 
 from adv_harness import (
     AUDIENCE,

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gateway.hashing import hash_secret
-from gateway.server import RunningGateway
-from gateway.settings import Settings
+from gateway.config import Settings
+from gateway.config.hashes import hash_secret
+from gateway.serve.server import RunningGateway
 
 from e2e_harness import CLIENT_SECRET, base_config
 

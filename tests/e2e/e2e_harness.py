@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from gateway.hashing import hash_opaque
+from gateway.config.hashes import hash_opaque
 
 SEED_CREDENTIAL = "zq2LOO1CcYGrODS5nXiNHpEz97eCpVHAoMF8pAgCntXAzxp5uRV7DTAE2qtPLjhMQwrEX3O6MHV4S"
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"  # exact copies of shared/vectors

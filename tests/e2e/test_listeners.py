@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 import yaml
 
-from gateway.server import RunningGateway
-from gateway.tls import INTERMEDIATE_CIPHERS
+from gateway.serve.server import RunningGateway
+from gateway.serve.tls import INTERMEDIATE_CIPHERS
 
 from e2e_harness import CLIENT_ID, CLIENT_SECRET, basic
 

@@ -17,10 +17,10 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import keys
-from gateway.accesslog import stdout_writer
-from gateway.logs import configure_logging
-from gateway.server import RunningGateway
-from gateway.settings import LoggingSettings, Settings
+from gateway.config import LoggingSettings, Settings
+from gateway.observe.accesslog import stdout_writer
+from gateway.observe.logs import configure_logging
+from gateway.serve.server import RunningGateway
 from gateway.tools.seed import SEED_PAYLOAD
 
 from e2e_harness import (

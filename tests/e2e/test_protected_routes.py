@@ -24,8 +24,8 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
-from gateway.server import RunningGateway
-from gateway.settings import Settings
+from gateway.config import Settings
+from gateway.serve.server import RunningGateway
 
 from e2e_harness import AUDIENCE, ISSUER, VECTORS, base_config, fetch_token
 

@@ -18,8 +18,8 @@ import pytest
 import redis.asyncio as redis
 from aiohttp import web
 
-from gateway.server import RunningGateway
-from gateway.settings import Settings
+from gateway.config import Settings
+from gateway.serve.server import RunningGateway
 from gateway.tools.seed import SEED_PAYLOAD
 
 from e2e_harness import CLIENT_ID, CLIENT_SECRET, base_config, basic, fetch_token

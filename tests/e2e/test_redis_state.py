@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 
-from gateway.ratelimit import BucketLedger, TokenBucket, shared_buckets
-from gateway.settings import StateSettings
-from gateway.state import StateError, StateEvent
-from gateway.state_redis import RedisState
+from gateway.config import StateSettings
+from gateway.state.ratelimit import BucketLedger, TokenBucket, shared_buckets
+from gateway.state.redis import RedisState
+from gateway.state.sqlite import StateError, StateEvent
 
 from redis_harness import RedisServer, eventually, needs_redis
 

@@ -16,10 +16,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from gateway import spool_store as store
 from gateway.cli import main
-from gateway.server import RunningGateway
-from gateway.settings import Settings
+from gateway.config import Settings
+from gateway.serve.server import RunningGateway
+from gateway.spool import store
 from gateway.tools.seed import SEED_PAYLOAD
 
 from e2e_harness import base_config, fetch_token

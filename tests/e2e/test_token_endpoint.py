@@ -17,7 +17,7 @@ from authlib.deprecate import AuthlibDeprecationWarning
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet as JoseKeySet
 
-from gateway.server import RunningGateway
+from gateway.serve.server import RunningGateway
 
 from e2e_harness import AUDIENCE, CLIENT_ID, CLIENT_SECRET, ISSUER, VECTORS
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.hashing import PasswordHash, hash_opaque, hash_secret, parse_hash
-from gateway.settings import ClientSettings, SigningKeySettings, TokenSettings
+from gateway.config import ClientSettings, SigningKeySettings, TokenSettings
+from gateway.config.hashes import PasswordHash, hash_opaque, hash_secret, parse_hash
 
 SECRET = "correct horse:battery+staple%"
 OTHER_SECRET = "second-secret-during-rotation"

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.config import ClientSettings
+from gateway.config.hashes import PasswordHash
 from gateway.errors import GatewayError, InvalidClientError, InvalidRequestError
-from gateway.hashing import PasswordHash
 from gateway.oauth.clients import ClientRegistry, parse_basic
-from gateway.settings import ClientSettings
 
 from .conftest import OTHER_SECRET, SECRET, SEED_CREDENTIAL
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.hashing import hash_opaque, parse_hash
+from gateway.config import SigningKeySettings
+from gateway.config.hashes import hash_opaque, parse_hash
 from gateway.oauth.commands import client_add, hash_secret, keys_generate
 from gateway.oauth.keys import KeySet
-from gateway.settings import SigningKeySettings
 
 from .conftest import token_settings
 

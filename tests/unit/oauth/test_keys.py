@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet as JoseKeySet
 
+from gateway.config import SigningKeySettings, TokenSettings
+from gateway.config.yamlpath import ConfigError
 from gateway.oauth.keys import KeySet, generate_key
-from gateway.settings import SigningKeySettings, TokenSettings
-from gateway.yamlpath import ConfigError
 
 from .conftest import settings_for, token_settings
 

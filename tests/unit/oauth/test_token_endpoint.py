@@ -19,11 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pytest_aiohttp import AiohttpClient
 
+from gateway.config import ClientSettings, ServerSettings, Settings, TLSSettings, TokenSettings
 from gateway.errors import GatewayError, InvalidRequestError, MethodNotAllowedError, render
 from gateway.keys import RUNTIME
-from gateway.oauth.routes import setup_oauth
 from gateway.oauth.token_endpoint import parse_form
-from gateway.settings import ClientSettings, ServerSettings, Settings, TLSSettings, TokenSettings
+from gateway.serve.oauth_routes import setup_oauth
 
 from .conftest import SECRET, SEED_CREDENTIAL
 

@@ -18,12 +18,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from gateway.config import ClientSettings, SigningKeySettings, TokenSettings
 from gateway.errors import InvalidTokenError
 from gateway.oauth import tokens as tokens_module
 from gateway.oauth.clients import ClientRegistry
 from gateway.oauth.keys import KeySet
 from gateway.oauth.tokens import TokenIssuer, TokenVerifier, VerifiedToken
-from gateway.settings import ClientSettings, SigningKeySettings, TokenSettings
 
 from .conftest import AUDIENCE, ISSUER, token_settings
 

@@ -1,0 +1,62 @@
+"""The ``clients`` section: ids, hash strings (never secrets), scopes, source ranges and
+the optional per-client rate limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.config.hashes import HashFormatError, PasswordHash, parse_hash
+from gateway.config.model import (
+    ClientSettings,
+    RateLimitSettings,
+    TokenSettings,
+)
+from gateway.config.yamlpath import Reader
+
+
+def read_client(r: Reader, value: Any, path: str, tokens: TokenSettings) -> ClientSettings:
+    m = r.mapping(value, path, ("client_id", "secret_hash", "credential_hash", "scopes",
+                                "allowed_cidrs", "rate_limit", "client_secret_post"))
+    secret_hashes = _read_hashes(r, m.get("secret_hash"), f"{path}.secret_hash", None)
+    credential_hashes = _read_hashes(r, m.get("credential_hash"), f"{path}.credential_hash",
+                                     "sha256")
+    if m.get("secret_hash") is None and m.get("credential_hash") is None:
+        r.fail(path, "needs secret_hash, credential_hash or both")
+    rate = m.get("rate_limit")
+    rate_limit = None
+    if rate is not None:
+        rm = r.mapping(rate, f"{path}.rate_limit", ("requests_per_second", "burst"))
+        rate_limit = RateLimitSettings(
+            requests_per_second=r.number(rm.get("requests_per_second"),
+                                         f"{path}.rate_limit.requests_per_second", positive=True),
+            burst=r.integer(rm.get("burst"), f"{path}.rate_limit.burst", minimum=1),
+        )
+    return ClientSettings(
+        client_id=r.string(m.get("client_id"), f"{path}.client_id"),
+        secret_hashes=secret_hashes,
+        credential_hashes=credential_hashes,
+        scopes=r.string_list(m.get("scopes"), f"{path}.scopes"),
+        allowed_cidrs=r.networks(m.get("allowed_cidrs"), f"{path}.allowed_cidrs"),
+        rate_limit=rate_limit,
+        client_secret_post=r.boolean(m.get("client_secret_post"), f"{path}.client_secret_post",
+                                     default=False),
+    )
+
+def _read_hashes(r: Reader, value: Any, path: str, scheme: str | None) -> tuple[PasswordHash, ...]:
+    result: list[PasswordHash] = []
+    entries = [(path, value)] if isinstance(value, str) else r.items(value, path)
+    for item_path, item in entries:
+        text = r.string(item, item_path)
+        try:
+            parsed = parse_hash(text)
+        except HashFormatError as exc:
+            r.fail(item_path, f"{exc} (make one with `gateway hash-secret`)")
+            continue
+        if scheme is not None and parsed.scheme != scheme:
+            r.fail(item_path, "must be a sha256$ lookup hash: an opaque credential names no "
+                              "client, so it is found by its digest "
+                              "(`gateway hash-secret --opaque`)")
+            continue
+        result.append(parsed)
+    return tuple(result)

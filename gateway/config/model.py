@@ -1,0 +1,189 @@
+"""The configuration: one YAML file read once into frozen, typed objects, one dataclass a section.
+
+``load(path)`` returns a ``Settings`` or raises ``ConfigError`` holding every problem with
+its YAML path. Each stage receives only its own part (``settings.tokens``,
+``settings.routes[i]``); nothing re-reads or re-validates the file per request.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from gateway.config.hashes import PasswordHash
+from gateway.config.yamlpath import ConfigError, Network
+
+__all__ = [
+    "AdminSettings",
+    "ClientSettings",
+    "ConfigError",
+    "LoggingSettings",
+    "RateLimitSettings",
+    "RouteSettings",
+    "ServerSettings",
+    "Settings",
+    "SignatureSettings",
+    "SigningKeySettings",
+    "SpoolSettings",
+    "StateSettings",
+    "TLSSettings",
+    "TokenSettings",
+    "UpstreamTLSSettings",
+]
+
+Algorithm = Literal["ES256", "RS256", "EdDSA", "HS256"]
+ALGORITHMS: tuple[str, ...] = ("ES256", "RS256", "EdDSA", "HS256")
+RESERVED_PREFIXES = ("/oauth2/", "/.well-known/")
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+KEY_PREFIX = re.compile(r"[A-Za-z0-9_\-:.{}]{1,64}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TLSSettings:
+    cert_file: Path
+    key_file: Path
+    min_version: Literal["1.2", "1.3"] = "1.2"
+    client_ca_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminSettings:
+    host: str = "127.0.0.1"
+    port: int = 9090
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8443
+    workers: int = 1
+    tls: TLSSettings
+    http_port: int | None = None
+    trusted_proxies: tuple[Network, ...] = ()
+    max_body_bytes: int = 10 * 1024 * 1024
+    admin: AdminSettings = field(default_factory=AdminSettings)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SigningKeySettings:
+    kid: str
+    private_key_file: Path | None = None
+    public_key_file: Path | None = None
+    secret: str | None = field(default=None, repr=False)
+
+    @property
+    def can_sign(self) -> bool:
+        return self.private_key_file is not None or self.secret is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenSettings:
+    issuer: str = "https://localhost:8443"
+    audience: str = "partner-api"
+    ttl_seconds: int = 3600
+    leeway_seconds: int = 30
+    failed_auth_per_minute: int = 10
+    algorithm: Algorithm = "ES256"
+    keys: tuple[SigningKeySettings, ...]
+    realm: str = "gateway"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimitSettings:
+    requests_per_second: float
+    burst: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientSettings:
+    client_id: str
+    secret_hashes: tuple[PasswordHash, ...] = field(default=(), repr=False)
+    credential_hashes: tuple[PasswordHash, ...] = field(default=(), repr=False)
+    scopes: tuple[str, ...] = ()
+    allowed_cidrs: tuple[Network, ...] = ()
+    rate_limit: RateLimitSettings | None = None
+    client_secret_post: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignatureSettings:
+    header: str = "X-Signature"
+    algorithm: Literal["sha256", "sha1", "md5"] = "sha256"
+    key: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteSettings:
+    path: str
+    methods: tuple[str, ...] = ("POST",)
+    upstreams: tuple[str, ...]
+    scope: str | None = None
+    content_type: str = "application/json"
+    payload: Literal["aam-segments", "none"] = "aam-segments"
+    timeout_seconds: float = 10.0
+    forward_authorization: bool = False
+    identity_headers: bool = True
+    success_status: int | None = 200
+    signature: SignatureSettings | None = None
+    delivery: Literal["direct", "spool"] = "direct"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpstreamTLSSettings:
+    ca_file: Path | None = None
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateSettings:
+    backend: Literal["sqlite", "redis"] = "sqlite"
+    path: Path = Path("var/gateway.db")
+    # The URL may embed a password: never in a repr, a log line or an error.
+    url: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None  # rediss://: verify the server against this CA
+    key_prefix: str = "gateway:"  # several deployments may share one Redis
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpoolSettings:
+    """SPEC §5.6: the store-and-forward queue of ``delivery: spool`` routes."""
+
+    path: Path = Path("var/spool.db")  # its own SQLite file, next to state.path by default
+    max_bytes: int = 1 << 30  # stored bytes (queued and dead letters); past it 503
+    max_items: int = 100_000  # stored items (queued and dead letters); past it 503
+    max_age_seconds: float = 86400.0  # undelivered this long after queueing: dead letter
+    max_attempts: int = 30  # answered or timed-out tries (not refused connects): dead letter
+    concurrency: int = 1  # deliveries in flight per route; 1 keeps arrival order exactly
+    retry_initial_seconds: float = 1.0  # first backoff; doubles per attempt, with jitter
+    retry_max_seconds: float = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoggingSettings:
+    format: Literal["json", "text"] = "json"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    source: Path
+    server: ServerSettings
+    tokens: TokenSettings
+    clients: tuple[ClientSettings, ...] = ()
+    routes: tuple[RouteSettings, ...] = ()
+    upstream_tls: UpstreamTLSSettings = field(default_factory=UpstreamTLSSettings)
+    state: StateSettings = field(default_factory=StateSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    spool: SpoolSettings = field(default_factory=SpoolSettings)
+
+    def summary(self) -> str:
+        return (
+            f"{self.source}: ok — https://{self.server.host}:{self.server.port}, "
+            f"{self.server.workers} worker(s), {self.tokens.algorithm} keys "
+            f"{', '.join(k.kid for k in self.tokens.keys)}, {len(self.clients)} client(s), "
+            f"{len(self.routes)} route(s)"
+        )

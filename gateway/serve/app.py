@@ -1,0 +1,181 @@
+"""``create_app(settings)``: the public application.
+
+Middlewares, outermost first: front (request id, in-flight count, the one renderer of
+SPEC §6, refusal counts) → https (SPEC §5.4, HSTS). Routes: the OAuth endpoints and
+discovery (``oauth/``) in aiohttp's router, then one catch-all that dispatches to the
+protected routes of the *current* runtime (``runtime.py``), so a reload can add, change or
+remove routes; it answers 404 and 405 + ``Allow`` exactly as the router would.
+
+The app owns the process's shared-state mirror (``shared.py``, refreshed in the
+background), its metrics and the runtime slot; ``reload.py`` swaps the runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from time import perf_counter
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from gateway import keys
+from gateway.config import Settings
+from gateway.errors import (
+    ForbiddenError,
+    GatewayError,
+    InsufficientScopeError,
+    InvalidClientError,
+    InvalidPayloadError,
+    InvalidRequestError,
+    InvalidTokenError,
+    MethodNotAllowedError,
+    MissingTokenError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    error_middleware,
+    respond_to,
+)
+from gateway.observe.accesslog import Trace
+from gateway.observe.metrics import Metrics
+from gateway.serve.oauth_routes import OAUTH_PATHS, setup_oauth
+from gateway.serve.runtime import Runtime, RuntimeSlot
+from gateway.serve.tls import server_context
+from gateway.spool.deliverer import spool_lifecycle
+from gateway.spool.writer import Spool
+from gateway.stages.https import add_hsts, https_middleware
+from gateway.stages.pipeline import request_id
+from gateway.stages.signature import SignatureError
+from gateway.state.mirror import SharedState
+from gateway.state.sqlite import StateError, open_state
+
+__all__ = ["create_app", "error_middleware"]
+
+log = logging.getLogger("gateway")
+
+_AUTH_ERRORS = (InvalidClientError, InvalidTokenError, MissingTokenError,
+                InsufficientScopeError, ForbiddenError)
+_PAYLOAD_ERRORS = (InvalidPayloadError, PayloadTooLargeError, UnsupportedMediaTypeError)
+
+
+def _auth_reason(error: GatewayError) -> str | None:
+    """The ``reason`` label of an authentication refusal, or None for other errors."""
+    if isinstance(error, MissingTokenError):
+        return "missing_token"
+    if isinstance(error, SignatureError):
+        return "invalid_signature"
+    if isinstance(error, _AUTH_ERRORS):
+        return error.error
+    # A malformed bearer token: invalid_request with a Bearer challenge (RFC 6750 §3.1).
+    if isinstance(error, InvalidRequestError) and "WWW-Authenticate" in error.extra_headers:
+        return "invalid_request"
+    return None
+
+
+def front_middleware(metrics: Metrics, labels: dict[str, str]) -> Middleware:
+    """Request id and in-flight gauge for every request; every failure rendered once and
+    counted (authentication failures by reason, payload rejections by route)."""
+
+    @web.middleware
+    async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request[keys.TRACE] = Trace(perf_counter(), request_id(request))
+        metrics.inflight += 1
+        try:
+            return await handler(request)
+        except GatewayError as error:
+            reason = _auth_reason(error)
+            if reason is not None:
+                metrics.count("gateway_auth_failures_total", reason)
+            elif isinstance(error, _PAYLOAD_ERRORS):
+                metrics.count("gateway_payload_rejections_total",
+                              labels.get(request.path, "unmatched"), error.error)
+            return respond_to(request, error)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            return respond_to(request, exc)
+        except Exception as exc:
+            return respond_to(request, exc)
+        finally:
+            metrics.inflight -= 1
+
+    return front
+
+
+def _dispatcher(slot: RuntimeSlot, fixed: dict[str, tuple[str, ...]]) -> Handler:
+    """The protected routes of the current runtime, found by path then method."""
+
+    async def dispatch(request: web.Request) -> web.StreamResponse:
+        runtime = slot.current
+        path = request.rel_url.path_safe  # what aiohttp's router matches on
+        entry = runtime.routes.get(path)
+        if entry is None:
+            # The catch-all also receives wrong methods on the router's own paths.
+            allowed = fixed.get(path)
+            if allowed is not None:
+                raise MethodNotAllowedError(allowed)
+            raise NotFoundError()
+        handler = entry.handlers.get(request.method)
+        if handler is None:
+            raise MethodNotAllowedError(entry.allowed)
+        runtime.active += 1  # the old runtime's pool stays open until this reaches 0
+        try:
+            return await handler(request)
+        finally:
+            runtime.active -= 1
+
+    return dispatch
+
+
+def create_app(settings: Settings) -> web.Application:
+    metrics = Metrics()
+    backend = open_state(settings.state)
+    shared = SharedState(backend, metrics)
+    spool = Spool(settings.spool)  # its file is opened on first use (a spool route)
+    metrics.attach(spool)
+    slot = RuntimeSlot(Runtime(settings, shared, metrics, spool), metrics, OAUTH_PATHS)
+    app = web.Application(
+        middlewares=[
+            front_middleware(metrics, slot.labels),
+            https_middleware(trusted_proxies=settings.server.trusted_proxies),
+        ],
+        client_max_size=settings.server.max_body_bytes,
+        # auto_decompress off: gzip request bodies are inflated by the header stage under
+        # the body bound (a gzip bomb must cost at most max_body_bytes), and the signature
+        # stage needs the bytes as sent.
+        handler_args={"max_field_size": 16384, "max_headers": 64, "auto_decompress": False,
+                      "keepalive_timeout": 75.0},
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.METRICS] = metrics
+    app[keys.SHARED_STATE] = shared
+    app[keys.RUNTIME] = slot
+    app[keys.SPOOL] = spool
+    app[keys.TLS_CONTEXT] = server_context(settings.server.tls)
+    app.on_response_prepare.append(add_hsts)
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        await slot.start()
+        try:
+            await shared.refresh()
+        except StateError as exc:  # the refresh task keeps trying and logs the outage
+            log.error("shared state unavailable at start: %s", exc,
+                      extra={"reason_id": "state_unavailable"})
+        refresher = asyncio.get_running_loop().create_task(shared.run())
+        yield
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
+        await slot.close()
+        await backend.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(spool_lifecycle(spool, slot))  # stops before the pools close
+    setup_oauth(app, settings)
+    fixed = {resource.canonical: tuple(sorted({route.method for route in resource}))
+             for resource in app.router.resources()}
+    app.router.add_route("*", "/{tail:.*}", _dispatcher(slot, fixed))
+    return app

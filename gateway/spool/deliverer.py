@@ -1,0 +1,278 @@
+"""Spool delivery, the sending half (SPEC §5.6): every spooled request reaches its backend.
+
+Each gateway process runs one ``Deliverer``. For each configured route it claims the
+route's first items with a lease (``spool_store.claim``, one transaction: the items' lease
+owner and expiry are set only when no other process holds a live lease on the route), so
+several workers never deliver the same item at the same time and a route is delivered by
+one process at a time, in arrival order. Items go out through the current runtime's
+``Forwarder.send`` with the header block stored at acceptance: the same bytes a direct
+forward would have sent. ``spool.concurrency`` items of a route may be in flight at once
+(1, the default, keeps arrival order exactly).
+
+Outcomes: a 2xx deletes the item. A refused connection, a timeout, a broken answer, a 5xx,
+408 or 429 frees it until ``next_at``, exponential backoff with jitter
+(``backoff_seconds``), and halts the route's batch so that nothing overtakes it. Those
+that may have reached the backend count against ``max_attempts``; a connection that never
+opened does not, so an outage is bounded by ``max_age_seconds`` alone. Any other status
+(4xx) dead-letters the item at once with the status and an excerpt of the answer.
+
+A killed process's leases are freed when its pid is gone (``reap``), or at their expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import random
+import secrets
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from gateway.config import RouteSettings, SpoolSettings
+from gateway.errors import BadGatewayError, GatewayTimeoutError
+from gateway.forward.h1pool import ConnectFailed, UpstreamAnswer
+from gateway.serve.runtime import Runtime, RuntimeSlot
+from gateway.spool import store
+from gateway.spool.writer import Spool, SpoolError
+
+__all__ = ["Deliverer", "backoff_seconds", "excerpt", "spool_lifecycle"]
+
+log = logging.getLogger(__name__)
+
+BATCH = 32  # items claimed per transaction
+POLL_SECONDS = 0.25  # what other workers accepted, and backoffs that ended, are seen this fast
+HOUSEKEEPING_SECONDS = 1.0
+_LEASE_MARGIN_SECONDS = 30.0
+_RETRYABLE = frozenset({408, 429})
+
+
+def backoff_seconds(attempt: int, initial: float, most: float,
+                    rng: random.Random | None = None) -> float:
+    """The wait before try ``attempt + 1``: ``initial * 2**(attempt-1)`` capped at ``most``,
+    of which a random half is jitter (so retries of many items do not march in step)."""
+    ceiling = min(most, initial * 2.0 ** min(max(attempt - 1, 0), 62))
+    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+
+
+def excerpt(body: bytes, limit: int = 200) -> str:
+    """The start of a backend's answer, printable ASCII only, for the dead-letter list."""
+    text = body[:limit].decode("utf-8", "replace")
+    return "".join(c if " " <= c <= "~" else " " for c in text).strip()
+
+
+def _pid_alive(owner: str) -> bool:
+    pid = owner.partition(":")[0]
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError):
+        return True  # not ours to judge: wait for the lease to expire
+    return True
+
+
+class Deliverer:
+    """Claims and sends spooled items for the current runtime's routes until stopped."""
+
+    def __init__(self, spool: Spool, slot: RuntimeSlot, settings: SpoolSettings) -> None:
+        self._spool = spool
+        self._slot = slot
+        self._settings = settings
+        self.owner = f"{os.getpid()}:{secrets.token_hex(4)}"
+        self._busy: dict[str, asyncio.Task[None]] = {}
+        self._stopping = False
+        self._failing = False
+        self._in_use = False
+
+    async def run(self) -> None:
+        """The background task of the app: claim, send, repeat."""
+        spool, writer = self._spool, self._spool.writer
+        next_housekeeping = 0.0
+        while not self._stopping:
+            spool.wake.clear()  # before claiming: an accept from now on wakes the next round
+            runtime = self._slot.current
+            try:
+                if self._used(runtime) and time.monotonic() >= next_housekeeping:
+                    next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+                    await self._housekeeping()
+                idle = [(route.path, self._lease(route)) for route in runtime.settings.routes
+                        if route.path not in self._busy]
+                if idle and self._in_use:
+                    claimed = await writer.call(_claim_all, idle, self.owner, time.time())
+                    for route in runtime.settings.routes:
+                        if claimed.get(route.path):
+                            self._start(runtime, route, claimed[route.path])
+                self._failing = False
+            except SpoolError as exc:
+                if not self._failing:  # once per outage, not four times a second
+                    log.error("spool unavailable reason_id=spool_unavailable error=%r",
+                              str(exc), extra={"reason_id": "spool_unavailable"})
+                self._failing = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(spool.wake.wait(), POLL_SECONDS)
+
+    async def stop(self, seconds: float = 5.0) -> None:
+        """Stop claiming; let deliveries in flight finish for ``seconds``, then cancel them
+        (their leases are freed by the next process, which sees this pid gone)."""
+        self._stopping = True
+        self._spool.wake.set()
+        tasks = list(self._busy.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _used(self, runtime: Runtime) -> bool:
+        """Whether this process has a spool to deliver: a spool route, or a spool file that
+        a former configuration left (its items are delivered all the same)."""
+        if not self._in_use:
+            self._in_use = (any(r.delivery == "spool" for r in runtime.settings.routes)
+                            or self._spool.writer.path.exists())
+        return self._in_use
+
+    def _lease(self, route: RouteSettings) -> float:
+        # Long enough for a whole batch of sequential sends that each take the timeout.
+        return BATCH * route.timeout_seconds + _LEASE_MARGIN_SECONDS
+
+    def _start(self, runtime: Runtime, route: RouteSettings, items: list[store.Item]) -> None:
+        task = asyncio.get_running_loop().create_task(self._deliver(runtime, route, items))
+        self._busy[route.path] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._busy.pop(route.path, None)
+            self._spool.wake.set()  # claim the route's next batch at once
+            if not finished.cancelled() and finished.exception() is not None:
+                # Its leases expire and the items are tried again; never a silent stop.
+                log.error("spool delivery failed reason_id=spool_delivery_failed route=%r",
+                          route.path, exc_info=finished.exception(),
+                          extra={"reason_id": "spool_delivery_failed"})
+
+        task.add_done_callback(done)
+
+    async def _deliver(self, runtime: Runtime, route: RouteSettings,
+                       items: list[store.Item]) -> None:
+        """Send a claimed batch in order, at most ``concurrency`` at once; the first retry
+        halts the rest, which are given back untried."""
+        runtime.active += 1  # its forwarder's pools stay open until this batch is done
+        window = asyncio.Semaphore(self._settings.concurrency)
+        halted = False
+        sends: list[asyncio.Task[bool]] = []
+        untried: list[int] = []
+        # Deletions of delivered items are not awaited one by one: the next send goes out
+        # at once and the writer commits the deletions together.
+        deletions: list[asyncio.Future[None]] = []
+
+        async def one(item: store.Item) -> bool:
+            try:
+                return await self._send(runtime, route, item, deletions)
+            except SpoolError:
+                return False  # the outcome was not recorded: the lease expires, it is tried again
+            finally:
+                window.release()
+
+        try:
+            for item in items:
+                await window.acquire()
+                halted = halted or any(t.done() and not t.result() for t in sends)
+                if halted or self._stopping:
+                    window.release()
+                    untried.append(item.id)
+                    continue
+                sends.append(asyncio.get_running_loop().create_task(one(item)))
+            await asyncio.gather(*sends)
+            for failed in await asyncio.gather(*deletions, return_exceptions=True):
+                if isinstance(failed, Exception):
+                    # The item stays, leased: it is delivered again when the lease expires.
+                    log.error("spool deletion failed reason_id=spool_unwritable error=%r",
+                              str(failed), extra={"reason_id": "spool_unwritable"})
+        finally:
+            runtime.active -= 1
+            if untried:
+                with contextlib.suppress(SpoolError):
+                    await self._spool.writer.call(store.release, untried, self.owner)
+
+    async def _send(self, runtime: Runtime, route: RouteSettings, item: store.Item,
+                    deletions: list[asyncio.Future[None]]) -> bool:
+        """One try; False when the item must wait (the route's batch halts)."""
+        answer: UpstreamAnswer | None = None
+        try:
+            answer = await runtime.forwarder.send(route, item.method, item.query, item.fields,
+                                                  item.body)
+        except (BadGatewayError, GatewayTimeoutError) as exc:
+            # A connection that never opened never reached the backend: not an attempt.
+            counted = not isinstance(exc.__cause__, ConnectFailed)
+            return await self._retry(route, item, exc.error, None, counted=counted)
+        status = answer.status
+        writer = self._spool.writer
+        if 200 <= status < 300:
+            deletions.append(asyncio.ensure_future(writer.call(store.delivered, item.id)))
+            self._spool.counts[f"gateway_spool_delivered_total:{route.path}"] += 1
+            return True
+        if status >= 500 or status in _RETRYABLE:
+            return await self._retry(route, item, f"status {status}", status, counted=True)
+        await writer.call(store.dead_letter, item.id, status, excerpt(answer.body))
+        self._dead(route, item, status, "backend refused")
+        return True
+
+    async def _retry(self, route: RouteSettings, item: store.Item, error: str,
+                     status: int | None, *, counted: bool) -> bool:
+        settings = self._settings
+        wait = backoff_seconds(item.tries + 1, settings.retry_initial_seconds,
+                               settings.retry_max_seconds)
+        dead = await self._spool.writer.call(functools.partial(
+            store.retry_later, counted=counted, max_attempts=settings.max_attempts),
+            item.id, time.time() + wait, error, status)
+        if dead:
+            self._dead(route, item, status, "max_attempts reached")
+            return True  # the next item may go: this one is out of the queue
+        self._spool.counts[f"gateway_spool_retries_total:{route.path}"] += 1
+        return False
+
+    def _dead(self, route: RouteSettings, item: store.Item, status: int | None,
+              why: str) -> None:
+        self._spool.counts[f"gateway_spool_dead_letters_total:{route.path}"] += 1
+        log.warning("spool item dead-lettered reason_id=spool_dead_letter id=%r route=%r "
+                    "status=%r why=%r", item.id, route.path, status, why,
+                    extra={"reason_id": "spool_dead_letter"})
+
+    async def _housekeeping(self) -> None:
+        """Dead-letter what is too old; free the leases of processes that died."""
+        writer = self._spool.writer
+        expired = await writer.call(store.expire, time.time(), self._settings.max_age_seconds)
+        for _, route in expired:
+            self._spool.counts[f"gateway_spool_dead_letters_total:{route}"] += 1
+        if expired:
+            log.warning("spool items past max_age dead-lettered reason_id=spool_expired "
+                        "count=%r", len(expired), extra={"reason_id": "spool_expired"})
+        await writer.call(store.reap, self.owner, _pid_alive)
+
+
+def _claim_all(db: sqlite3.Connection, routes: list[tuple[str, float]], owner: str,
+               now: float) -> dict[str, list[store.Item]]:
+    """Every idle route's next batch, in one transaction (one writer round trip)."""
+    return {path: store.claim(db, path, owner, now, BATCH, lease) for path, lease in routes}
+
+
+def spool_lifecycle(spool: Spool, slot: RuntimeSlot
+                    ) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The app's ``cleanup_ctx`` entry: the deliverer runs while the app does; at shutdown,
+    after the listeners drained, it stops and the spool's last writes are committed."""
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        deliverer = Deliverer(spool, slot, spool.settings)
+        task = asyncio.get_running_loop().create_task(deliverer.run())
+        yield
+        await deliverer.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await spool.close()
+
+    return lifecycle

@@ -1,0 +1,110 @@
+"""What the admin listener and ``gateway spool stats`` say about the spool (SPEC §5.5, §5.6).
+
+The spool is one file per machine, whatever the number of workers, so its depth and age are
+read from the file by whoever asks (the admin listener, the supervisor's included), never
+summed from the workers' snapshots. Reads open their own short-lived connection in a
+thread: WAL readers never wait for the writers, and the event loop never waits for either.
+``/readyz`` also commits one small write, since "the spool can take requests" is exactly
+"the spool file can be written"; that is the only spool condition that makes it not ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gateway.spool import store
+
+if TYPE_CHECKING:  # light to import: `gateway spool` loads it before any configuration
+    from gateway.config import Settings
+    from gateway.observe.metrics import Snapshot
+
+__all__ = ["SpoolView", "in_use", "read_view", "spool_readiness", "spool_snapshot"]
+
+_ADMIN_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolView:
+    """The spool at one moment."""
+
+    routes: list[store.RouteCounts]
+    items: int
+    bytes: int
+    now: float
+
+    @property
+    def depth(self) -> int:
+        return sum(r.queued for r in self.routes)
+
+    @property
+    def dead_letters(self) -> int:
+        return sum(r.dead for r in self.routes)
+
+    def oldest_age(self, counts: store.RouteCounts | None = None) -> float:
+        """Seconds since the oldest waiting request arrived (0 when none waits)."""
+        chosen = [counts] if counts is not None else self.routes
+        times = [r.oldest_accepted_at for r in chosen if r.oldest_accepted_at is not None]
+        return max(0.0, self.now - min(times)) if times else 0.0
+
+
+def in_use(settings: Settings) -> bool:
+    """A spool route is configured, or a former configuration left a spool file."""
+    return (any(r.delivery == "spool" for r in settings.routes)
+            or settings.spool.path.exists())
+
+
+def read_view(path: Path, *, write_probe: bool = False,
+              timeout: float = store.BUSY_TIMEOUT_SECONDS) -> SpoolView:
+    """Read the spool at ``path`` (and, with ``write_probe``, commit one small write);
+    raises sqlite3.Error or OSError."""
+    db = store.connect(path, timeout=timeout)
+    try:
+        now = time.time()
+        if write_probe:
+            store.probe(db, now)
+        items, size = store.totals(db)
+        return SpoolView(store.route_counts(db), items, size, now)
+    finally:
+        db.close()
+
+
+async def spool_readiness(settings: Settings) -> tuple[dict[str, object] | None, str | None]:
+    """``/readyz``'s ``spool`` member and, when the file cannot be written, the reason."""
+    if not in_use(settings):
+        return None, None
+    path = settings.spool.path
+    try:
+        view = await asyncio.to_thread(read_view, path, write_probe=True,
+                                       timeout=_ADMIN_TIMEOUT_SECONDS)
+    except (sqlite3.Error, OSError) as exc:
+        return {"path": str(path)}, f"spool: cannot write {path}: {exc.__class__.__name__}"
+    return {"path": str(path), "depth": view.depth, "dead_letters": view.dead_letters,
+            "oldest_age_seconds": round(view.oldest_age(), 3), "bytes": view.bytes}, None
+
+
+async def spool_snapshot(settings: Settings) -> list[Snapshot]:
+    """The spool's gauges, as one more snapshot for ``metrics.render`` (none when no
+    spool is in use or it cannot be read: the gauges are then absent, not zero)."""
+    if not in_use(settings):
+        return []
+    try:
+        view = await asyncio.to_thread(read_view, settings.spool.path,
+                                       timeout=_ADMIN_TIMEOUT_SECONDS)
+    except (sqlite3.Error, OSError):
+        return []
+    found = {r.route: r for r in view.routes}
+    for route in settings.routes:  # a spool route with nothing stored shows 0, not nothing
+        if route.delivery == "spool":
+            found.setdefault(route.path, store.RouteCounts(route.path, 0, 0, 0, None))
+    routes = sorted(found.values(), key=lambda r: r.route)
+    return [{
+        "gateway_spool_depth": [[[r.route], r.queued] for r in routes],
+        "gateway_spool_oldest_age_seconds": [[[r.route], view.oldest_age(r)] for r in routes],
+        "gateway_spool_dead_letters": [[[r.route], r.dead] for r in routes],
+        "gateway_spool_bytes": [[[], view.bytes]],
+    }]
