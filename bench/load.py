@@ -21,7 +21,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.tools.loadtest import LoadOptions, run_load
+from gateway.tools.loadtest import run_load
+from gateway.tools.loadtest_options import LoadOptions
 
 __all__ = ["LoadResult", "have_wrk", "run_loadtest", "run_wrk", "write_script"]
 

@@ -3,7 +3,7 @@
 Not a test. Times ``validate_aam_segments`` (and, for comparison, ``validate_json``, the
 check of ``payload: none`` routes) on realistic IRIS pushes from ``gateway.tools.payloads``
 with ``time.perf_counter``, and reports the median of many runs, which a noisy neighbour on
-a shared machine moves far less than the mean. SPEC §7's budget: a 10,000-user batch in well
+a shared machine moves far less than the mean. docs/adobe.md's budget: a 10,000-user batch in well
 under a second; the team's target is 20 ms.
 
     python bench/micro_payload.py                 # 10 and 10,000 users

@@ -101,7 +101,7 @@ def render(meta: dict[str, Any], rows: list[Row], micro_md: str | None) -> str:
         "requests = ms per request) are the cost that carries over to other machines.",
         "- every row goes to the same backend; direct and nginx rows check no token; HAProxy "
         "verifies the JWT (alg, typ, signature, iss, aud, exp) but not the payload; the "
-        "gateway does all of SPEC §5.2 including the aam-segments validation.",
+        "gateway does all of docs/architecture.md including the aam-segments validation.",
         "",
         _table(rows),
     ]

@@ -1,4 +1,5 @@
-"""The spool-mode row (SPEC §5.6): the gateway with one worker, its route ``delivery: spool``.
+"""The spool-mode row (docs/operations.md): the gateway with one worker, its route ``delivery:
+spool``.
 
 Measured like row 4 (same payloads, same wrk, same checks), so the two read side by side:
 what a push costs when it is stored on disk and answered at once instead of forwarded. The

@@ -1,4 +1,4 @@
-"""The ``gateway`` command (SPEC §3). Nothing else imports this module.
+"""The ``gateway`` command (README.md). Nothing else imports this module.
 
 Each command imports what it needs when it runs, so ``gateway hash-secret`` does not pay
 for the server's imports.
@@ -143,7 +143,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--id", required=True)
     p.add_argument("--scope", action="append")
     p.add_argument("--opaque", action="store_true",
-                   help="an opaque credential, as Adobe's sample (protocol.md)")
+                   help="an opaque credential, as Adobe's sample (docs/adobe.md)")
     p.set_defaults(func=_cmd_client_add)
 
     p = commands.add_parser("hash-secret", help="read a secret on stdin, print its hash")
@@ -165,7 +165,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--load-seconds", type=float, default=5.0)
     p.set_defaults(func=_cmd_demo)
 
-    p = commands.add_parser("spool", help="the spool: stats, list, retry, purge (SPEC §5.6)")
+    p = commands.add_parser("spool", help="the spool: stats, list, retry, purge")
     if command == "spool":
         from gateway.spool.commands import add_arguments as spool_arguments
 

@@ -30,11 +30,11 @@ __all__ = [
 
 # The settings the app was started with (listeners, state: what a reload cannot change).
 SETTINGS: web.AppKey[Settings] = web.AppKey("SETTINGS")
-# Everything a reload replaces (SPEC §6): read ``app[RUNTIME].current`` per request.
+# Everything a reload replaces (docs/architecture.md): read ``app[RUNTIME].current`` per request.
 RUNTIME: web.AppKey[RuntimeSlot] = web.AppKey("RUNTIME")
 METRICS: web.AppKey[Metrics] = web.AppKey("METRICS")
 SHARED_STATE: web.AppKey[SharedState] = web.AppKey("SHARED_STATE")
-# The store-and-forward queue (SPEC §5.6): one per process, kept across reloads.
+# The store-and-forward queue (docs/operations.md): one per process, kept across reloads.
 SPOOL: web.AppKey[Spool] = web.AppKey("SPOOL")
 # The public listener's live context: a reload loads the renewed chain into it.
 TLS_CONTEXT: web.AppKey[ssl.SSLContext] = web.AppKey("TLS_CONTEXT")

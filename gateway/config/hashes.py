@@ -1,4 +1,4 @@
-"""Hash strings for client secrets and opaque credentials (SPEC §4 ``secret_hash`` and
+"""Hash strings for client secrets and opaque credentials (docs/configuration.md ``secret_hash`` and
 ``credential_hash``): the YAML holds these, never a secret.
 
 Two schemes, chosen by what is hashed:
@@ -6,7 +6,7 @@ Two schemes, chosen by what is hashed:
 * ``scrypt$ln=14,r=8,p=1$<salt>$<hash>`` (RFC 7914, salted and memory-hard) for a secret a
   human may have chosen. The RFC 6749 §2.3.1 form names its client id, so the one client's
   hash is checked: one slow hash per request whatever the number of clients.
-* ``sha256$<hex>`` for an opaque credential (protocol.md). It names no client, so the
+* ``sha256$<hex>`` for an opaque credential (docs/adobe.md). It names no client, so the
   client is found by the credential's digest in a table. This is sound only for a
   machine-generated credential of high entropy (``gateway client add --opaque`` makes
   256 random bits; Adobe's sample is 77 random characters): nobody can search a 2^256

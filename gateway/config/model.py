@@ -150,7 +150,7 @@ class StateSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SpoolSettings:
-    """SPEC §5.6: the store-and-forward queue of ``delivery: spool`` routes."""
+    """docs/operations.md: the store-and-forward queue of ``delivery: spool`` routes."""
 
     path: Path = Path("var/spool.db")  # its own SQLite file, next to state.path by default
     max_bytes: int = 1 << 30  # stored bytes (queued and dead letters); past it 503

@@ -1,4 +1,5 @@
-"""The header block a proxied request carries to the backend (SPEC §5.3), built in one place.
+"""The header block a proxied request carries to the backend (docs/architecture.md), built in one
+place.
 
 Both ways of delivering a request use it: the direct forward (``upstream.Forwarder``) builds
 it and sends it at once; spool delivery (``spool.py``) builds the very same bytes at

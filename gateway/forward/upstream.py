@@ -1,4 +1,5 @@
-"""Forwarding an accepted request to the legacy backend and relaying its answer (SPEC §5.3).
+"""Forwarding an accepted request to the legacy backend and relaying its answer
+(docs/architecture.md).
 
 One keep-alive connection pool per backend origin (``h1pool.py``), created with the
 application and closed with it. The request's header block is built by

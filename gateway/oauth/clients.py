@@ -1,6 +1,6 @@
 """Client authentication at the token endpoint (RFC 6749 §2.3.1, RFC 7617 Basic).
 
-Two forms of ``Authorization: Basic`` are accepted (protocol.md, SPEC §5.1):
+Two forms of ``Authorization: Basic`` are accepted (docs/adobe.md):
 
 * the RFC 6749 §2.3.1 form: base64 of ``client_id:client_secret``, each form-urlencoded;
   the client id names one client, whose (scrypt) ``secret_hash`` is checked;

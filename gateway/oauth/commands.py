@@ -1,4 +1,4 @@
-"""Command implementations for keys and client credentials (SPEC §3 ``keys generate``,
+"""Command implementations for keys and client credentials (README.md ``keys generate``,
 ``client add``, ``hash-secret``); the CLI parses arguments and calls these.
 
 Each prints what the operator copies into ``config.yaml``: only hashes and file paths, never

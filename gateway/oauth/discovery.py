@@ -1,5 +1,6 @@
 """Discovery documents: the JWK Set (RFC 7517 §5) and the authorization server metadata
-(RFC 8414 §2, with the RFC 7009 and RFC 7662 endpoints), on the public listener (SPEC §5.5).
+(RFC 8414 §2, with the RFC 7009 and RFC 7662 endpoints), on the public listener
+(docs/operations.md).
 
 Both are serialized once, when the app is built: a request only copies prepared bytes.
 """
@@ -15,14 +16,21 @@ from aiohttp import web
 from gateway.config import ClientSettings, TokenSettings
 from gateway.oauth.keys import KeySet
 
-__all__ = ["INTROSPECT_PATH", "JWKS_PATH", "METADATA_PATH", "REVOKE_PATH", "TOKEN_PATH",
-           "Discovery", "metadata"]
+__all__ = [
+    "JWKS_PATH",
+    "METADATA_PATH",
+    "REVOKE_PATH",
+    "RFC7662_PATH",
+    "TOKEN_PATH",
+    "Discovery",
+    "metadata",
+]
 
 JWKS_PATH = "/.well-known/jwks.json"
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 TOKEN_PATH = "/oauth2/token"
 REVOKE_PATH = "/oauth2/revoke"
-INTROSPECT_PATH = "/oauth2/introspect"
+RFC7662_PATH = "/oauth2/introspect"  # token introspection
 # Public documents; a short cache lifetime still lets a key rotation propagate quickly.
 _CACHE_CONTROL = "public, max-age=300"
 
@@ -47,7 +55,7 @@ def metadata(tokens: TokenSettings, clients: Iterable[ClientSettings]) -> dict[s
         # RFC 8414 §2 (from RFC 7009 and RFC 7662): the same client authentication.
         "revocation_endpoint": base + REVOKE_PATH,
         "revocation_endpoint_auth_methods_supported": auth_methods,
-        "introspection_endpoint": base + INTROSPECT_PATH,
+        "introspection_endpoint": base + RFC7662_PATH,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "scopes_supported": sorted({s for c in clients for s in c.scopes}),
     }

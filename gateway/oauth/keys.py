@@ -4,7 +4,8 @@
 become ``cryptography`` key objects and HS256 secrets become bytes, each already checked by
 PyJWT's algorithm object. Requests then only look a ``kid`` up in a dict; nothing parses a
 PEM per request. The first key signs; every key verifies, which is how keys rotate
-(SPEC §4 ``tokens.keys``). ``jwks()`` is the public half for ``/.well-known/jwks.json``.
+(docs/configuration.md ``tokens.keys``). ``jwks()`` is the public half for
+``/.well-known/jwks.json``.
 """
 
 from __future__ import annotations

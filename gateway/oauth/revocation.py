@@ -1,4 +1,5 @@
-"""``POST /oauth2/revoke`` (RFC 7009) and ``POST /oauth2/introspect`` (RFC 7662), SPEC §5.1.
+"""``POST /oauth2/revoke`` (RFC 7009) and ``POST /oauth2/introspect`` (RFC 7662),
+docs/architecture.md.
 
 Both authenticate the client exactly as the token endpoint does (same limiter, media type,
 form parser and client authentication: ``token_endpoint.py``). A revoked token's ``jti``
@@ -31,11 +32,11 @@ if TYPE_CHECKING:
     from gateway.oauth.tokens import VerifiedToken
     from gateway.serve.runtime import Runtime
 
-__all__ = ["INTROSPECT_SCOPE", "REVOKE_SCOPE", "introspection_endpoint", "revocation_endpoint"]
+__all__ = ["REVOKE_SCOPE", "RFC7662_SCOPE", "introspection_endpoint", "revocation_endpoint"]
 
 log = logging.getLogger(__name__)
 
-INTROSPECT_SCOPE = "introspect"
+RFC7662_SCOPE = "introspect"
 REVOKE_SCOPE = "revoke"
 # RFC 7662 §2.2: the claims an active token's answer carries, when the token has them.
 _CLAIMS = ("scope", "client_id", "exp", "iat", "nbf", "sub", "aud", "iss", "jti")
@@ -90,7 +91,7 @@ async def introspection_endpoint(request: web.Request) -> web.Response:
     # SECURITY: another client's token looks inactive; RFC 7662 §4 lets the server "respond
     # with an inactive token" rather than tell the caller anything about it.
     if found is not None and (found[0].client_id == client.client_id
-                              or INTROSPECT_SCOPE in client.scopes):
+                              or RFC7662_SCOPE in client.scopes):
         claims = found[1]
         answer = {"active": True, "token_type": "Bearer",
                   **{name: claims[name] for name in _CLAIMS if name in claims}}

@@ -1,4 +1,5 @@
-"""``POST /oauth2/token``: the client-credentials grant (RFC 6749 §4.4, §5.1, §5.2; SPEC §5.1).
+"""``POST /oauth2/token``: the client-credentials grant (RFC 6749 §4.4, §5.1, §5.2;
+docs/architecture.md).
 
 The order of the checks: the failed-authentication limit of the peer address (before any
 credential is looked at), the media type, the bounded body and its strict form parsing,
@@ -27,7 +28,7 @@ from gateway.errors import (
 from gateway.keys import METRICS, RUNTIME, TRACE
 from gateway.mediatype import accepts_gzip, charset_is_utf8, parse_media_type
 from gateway.oauth.clients import parse_basic
-from gateway.stages.https import client_address
+from gateway.peer import client_address
 
 if TYPE_CHECKING:
     from gateway.serve.runtime import Runtime
@@ -137,7 +138,7 @@ async def authenticate_client(request: web.Request, runtime: Runtime,
 def caller_address(request: web.Request, runtime: Runtime) -> str:
     """The address failed authentications are counted against: behind a trusted load
     balancer the caller's (X-Forwarded-For), not the balancer's, or one guesser would block
-    every client of the fleet (SPEC §5.1, §5.7)."""
+    every client of the fleet (docs/architecture.md, docs/deploy.md)."""
     return client_address(request, runtime.settings.server.trusted_proxies)
 
 

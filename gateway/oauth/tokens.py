@@ -8,7 +8,7 @@ by PyJWT's algorithm object for the configured algorithm only, the registered cl
 ``decode`` is not used on this path: its per-character base64 check cost more than the
 signature itself (measured ~100 µs per token), and a flood of bad tokens must stay cheap.
 Verified tokens are cached until their ``exp``; a reload builds a new verifier (an empty
-cache), so a removed key or client is refused at once (SPEC §5.2). Revoked token ids
+cache), so a removed key or client is refused at once (docs/architecture.md). Revoked token ids
 (RFC 7009) are checked on every call, cache hits included.
 """
 
@@ -124,7 +124,8 @@ class TokenVerifier:
         self._keyset = keyset
         self._registry = registry
         self._cache: LRUCache[str, VerifiedToken] = LRUCache(_CACHE_SIZE)
-        # The shared state's in-memory set of revoked jti (SPEC §5.1), mutated in place by
+        # The shared state's in-memory set of revoked jti (docs/architecture.md), mutated in place
+        # by
         # its refresh task; consulted on cache hits too, so a revocation is never cached away.
         self._revoked = revoked
         self.hits = 0

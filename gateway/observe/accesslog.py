@@ -1,4 +1,4 @@
-"""The access log (SPEC §5.5): one line per request on stdout, and the request metrics.
+"""The access log (docs/operations.md): one line per request on stdout, and the request metrics.
 
 aiohttp calls ``AccessLog.log`` once the answer is sent, with the time it took, for every
 request the listener parsed (refusals included). The line holds: time, request id, client

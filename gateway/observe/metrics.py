@@ -1,4 +1,4 @@
-"""The gateway's metrics (SPEC §5.5), counted in-process and exposed in Prometheus text.
+"""The gateway's metrics (docs/operations.md), counted in-process and exposed in Prometheus text.
 
 Counting costs a dict update per request (~0.1 µs), not prometheus-client's multiprocess
 mode (measured ~1.1 µs per counter and ~1.9 µs per histogram observation, several per

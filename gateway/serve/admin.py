@@ -1,4 +1,4 @@
-"""The admin listener (SPEC §5.5): ``/healthz``, ``/readyz`` and ``/metrics``; never the
+"""The admin listener (docs/operations.md): ``/healthz``, ``/readyz`` and ``/metrics``; never the
 public port.
 
 ``/healthz`` says the process serves. ``/readyz`` is 200 only when the configuration is
@@ -66,7 +66,7 @@ async def readiness(probe: AdminProbe) -> tuple[bool, dict[str, object]]:
     if reason is not None:
         problems.append(f"keys: {reason}")
     urls = sorted({url for route in settings.routes for url in route.upstreams})
-    # A spool route accepts while its backend is away (SPEC §5.6): its backend being down
+    # A spool route accepts while its backend is away (docs/operations.md): its backend being down
     # must not take the gateway out of a load balancer, which would refuse the very pushes
     # the spool exists to keep. Only backends of direct routes decide readiness.
     direct = {url for route in settings.routes if route.delivery == "direct"
@@ -77,7 +77,7 @@ async def readiness(probe: AdminProbe) -> tuple[bool, dict[str, object]]:
     problems += [f"upstream: {r}" for url, r in zip(urls, reasons, strict=True)
                  if r is not None and url in direct]
     problems += probe.problems()
-    # The spool (SPEC §5.6) is reported; it makes the gateway not ready only when its file
+    # The spool (docs/operations.md) is reported; it makes the gateway not ready only when its file
     # cannot be written, since then a spool route can accept nothing.
     spool, spool_problem = await spool_readiness(settings)
     problems += [spool_problem] if spool_problem else []

@@ -1,7 +1,8 @@
 """``create_app(settings)``: the public application.
 
 Middlewares, outermost first: front (request id, in-flight count, the one renderer of
-SPEC §6, refusal counts) → https (SPEC §5.4, HSTS). Routes: the OAuth endpoints and
+docs/architecture.md, refusal counts) → https (docs/security.md, HSTS). Routes: the OAuth endpoints
+and
 discovery (``oauth/``) in aiohttp's router, then one catch-all that dispatches to the
 protected routes of the *current* runtime (``runtime.py``), so a reload can add, change or
 remove routes; it answers 404 and 405 + ``Allow`` exactly as the router would.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from time import perf_counter
 
 from aiohttp import web
@@ -44,7 +45,7 @@ from gateway.observe.metrics import Metrics
 from gateway.serve.oauth_routes import OAUTH_PATHS, setup_oauth
 from gateway.serve.runtime import Runtime, RuntimeSlot
 from gateway.serve.tls import server_context
-from gateway.spool.deliverer import spool_lifecycle
+from gateway.spool.deliverer import Deliverer
 from gateway.spool.writer import Spool
 from gateway.stages.https import add_hsts, https_middleware
 from gateway.stages.pipeline import request_id
@@ -179,3 +180,20 @@ def create_app(settings: Settings) -> web.Application:
              for resource in app.router.resources()}
     app.router.add_route("*", "/{tail:.*}", _dispatcher(slot, fixed))
     return app
+
+def spool_lifecycle(spool: Spool, slot: RuntimeSlot
+                    ) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The app's ``cleanup_ctx`` entry: the deliverer runs while the app does; at shutdown,
+    after the listeners drained, it stops and the spool's last writes are committed."""
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        deliverer = Deliverer(spool, slot, spool.settings)
+        task = asyncio.get_running_loop().create_task(deliverer.run())
+        yield
+        await deliverer.stop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await spool.close()
+
+    return lifecycle

@@ -16,7 +16,8 @@ subclass that adds, per connection:
 * a **connection cap** per process: past ``max_connections`` the oldest idle keep-alive
   connection is closed to make room (nginx reuses idle connections the same way); with none
   idle, the new connection gets ``503`` and is closed;
-* **parse errors** answered with the JSON of SPEC §6 (``400``, ``414``, ``431``) and logged
+* **parse errors** answered with the gateway's JSON error body (``400``, ``414``, ``431``) and
+logged
   once at info with a ``reason_id`` and the exception type only: never the bytes received.
 
 TLS handshakes happen before a protocol exists, so the cap does not see them;
@@ -28,9 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import resource
-from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -51,36 +49,11 @@ from gateway.errors import (
     error_body,
     render,
 )
+from gateway.serve.connections import DEFAULT_LIMITS, ConnectionLimits, Registry
 
-__all__ = ["DEFAULT_LIMITS", "ConnectionLimits", "GuardedAppRunner", "GuardedTCPSite",
-           "default_max_connections"]
+__all__ = ["DEFAULT_LIMITS", "ConnectionLimits", "GuardedAppRunner", "GuardedTCPSite"]
 
 log = logging.getLogger("gateway.guards")
-
-
-def default_max_connections(ceiling: int = 4096) -> int:
-    """``ceiling``, or fewer when the open-files limit is low: each client connection may
-    hold a backend connection too, and the process needs a margin for its own files."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return ceiling
-    return max(16, min(ceiling, (soft - 64) // 2))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConnectionLimits:
-    header_seconds: float = 10.0
-    body_seconds: float = 60.0
-    handshake_seconds: float = 10.0
-    max_connections: int = 4096
-
-    def __post_init__(self) -> None:
-        if min(self.header_seconds, self.body_seconds, self.handshake_seconds) <= 0 \
-                or self.max_connections < 1:
-            raise ValueError("connection limits must be positive")
-
-
-DEFAULT_LIMITS = ConnectionLimits(max_connections=default_max_connections())
 
 
 def _raw_answer(error: GatewayError) -> bytes:
@@ -92,33 +65,10 @@ def _raw_answer(error: GatewayError) -> bytes:
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
 
 
-class _Registry:
-    """The live connections of one listener process, oldest first."""
-
-    def __init__(self, limits: ConnectionLimits) -> None:
-        self.limits = limits
-        self.live: OrderedDict[_GuardedHandler, None] = OrderedDict()
-
-    def admit(self, handler: _GuardedHandler) -> bool:
-        if len(self.live) >= self.limits.max_connections:
-            # Bounded: one pass over at most max_connections entries.
-            idle = next((h for h in self.live if h.is_idle()), None)
-            if idle is None:
-                return False
-            log.info("idle connection closed for a new one", extra={"reason_id": "evict_idle"})
-            idle.force_close()
-            self.live.pop(idle, None)
-        self.live[handler] = None
-        return True
-
-    def release(self, handler: _GuardedHandler) -> None:
-        self.live.pop(handler, None)
-
-
 class _GuardedHandler(RequestHandler):
     """aiohttp's request handler with header and body deadlines and JSON parse errors."""
 
-    def __init__(self, manager: web.Server, *, registry: _Registry, **kwargs: Any) -> None:
+    def __init__(self, manager: web.Server, *, registry: Registry, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._registry = registry
         self._admitted = False
@@ -256,7 +206,7 @@ class _GuardedHandler(RequestHandler):
 class _GuardedServer(web.Server):
     """aiohttp's low-level server, making guarded handlers."""
 
-    def __init__(self, *args: Any, registry: _Registry, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, registry: Registry, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._registry = registry
 
@@ -282,7 +232,7 @@ class GuardedAppRunner(web.AppRunner):
         return _GuardedServer(
             plain.request_handler, request_factory=plain.request_factory,
             handler_cancellation=plain.handler_cancellation, loop=plain._loop,
-            registry=_Registry(self._limits), **plain._kwargs)
+            registry=Registry(self._limits), **plain._kwargs)
 
 
 class GuardedTCPSite(web.TCPSite):

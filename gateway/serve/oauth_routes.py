@@ -12,10 +12,10 @@ from aiohttp import web
 from gateway.config import Settings
 from gateway.keys import METRICS, RUNTIME, SHARED_STATE
 from gateway.oauth.discovery import (
-    INTROSPECT_PATH,
     JWKS_PATH,
     METADATA_PATH,
     REVOKE_PATH,
+    RFC7662_PATH,
     TOKEN_PATH,
 )
 from gateway.oauth.revocation import introspection_endpoint, revocation_endpoint
@@ -27,7 +27,7 @@ from gateway.state.sqlite import MemoryState
 
 __all__ = ["OAUTH_PATHS", "setup_oauth"]
 
-OAUTH_PATHS = (TOKEN_PATH, REVOKE_PATH, INTROSPECT_PATH, JWKS_PATH, METADATA_PATH)
+OAUTH_PATHS = (TOKEN_PATH, REVOKE_PATH, RFC7662_PATH, JWKS_PATH, METADATA_PATH)
 
 
 async def jwks(request: web.Request) -> web.Response:
@@ -51,6 +51,6 @@ def setup_oauth(app: web.Application, settings: Settings) -> None:
     # from the router's own table).
     app.router.add_post(TOKEN_PATH, token_endpoint)
     app.router.add_post(REVOKE_PATH, revocation_endpoint)
-    app.router.add_post(INTROSPECT_PATH, introspection_endpoint)
+    app.router.add_post(RFC7662_PATH, introspection_endpoint)
     app.router.add_get(JWKS_PATH, jwks)
     app.router.add_get(METADATA_PATH, metadata)

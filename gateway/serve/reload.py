@@ -1,4 +1,5 @@
-"""SIGHUP: re-read the configuration and swap it in without a restart (SPEC §3, §6).
+"""SIGHUP: re-read the configuration and swap it in without a restart (README.md,
+docs/architecture.md).
 
 A valid file replaces clients, keys, routes and upstream pools in one assignment
 (``RuntimeSlot.swap``): new requests use the new ones, in-flight ones finish on the old.

@@ -1,4 +1,4 @@
-"""Everything derived from one configuration, swapped as a whole by a reload (SPEC §6).
+"""Everything derived from one configuration, swapped as a whole by a reload (docs/architecture.md).
 
 A ``Runtime`` holds the settings and what is built from them: keys, clients, the token
 issuer and verifier (with its cache), the discovery documents, the failed-authentication

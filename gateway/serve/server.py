@@ -1,4 +1,5 @@
-"""``gateway serve``: the listeners, signals and graceful drain (SPEC §3, §5.4, §5.5).
+"""``gateway serve``: the listeners, signals and graceful drain (README.md, docs/security.md,
+docs/operations.md).
 
 One process serves the public TLS listener, the optional plain-HTTP ``http_port`` listener
 (same application: the https stage refuses what it receives unless a trusted proxy vouches

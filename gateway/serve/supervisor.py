@@ -1,4 +1,5 @@
-"""``server.workers`` > 1: a supervisor and N worker processes on the same ports (SPEC §4).
+"""``server.workers`` > 1: a supervisor and N worker processes on the same ports
+(docs/configuration.md).
 
 Each worker is ``gateway serve`` told its index, the ports and a metrics directory; it binds
 the public ports with SO_REUSEPORT, so the kernel spreads connections over the workers.

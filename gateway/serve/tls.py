@@ -1,4 +1,4 @@
-"""TLS contexts for the public listener (SPEC §5.4).
+"""TLS contexts for the public listener (docs/security.md).
 
 Cipher suites follow Mozilla's "intermediate" server-side configuration (version 5.7):
 TLS 1.2 with forward-secret AEAD suites only, TLS 1.3 suites as OpenSSL ships them.

@@ -1,4 +1,5 @@
-"""``gateway spool stats|list|retry|purge [-c FILE]``: the operator's view of the spool (SPEC §5.6).
+"""``gateway spool stats|list|retry|purge [-c FILE]``: the operator's view of the spool
+(docs/operations.md).
 
 They open the spool file named by the configuration directly (WAL: safe while the gateway
 runs, which sees their changes at its next claim). Nothing shown ever includes a request's

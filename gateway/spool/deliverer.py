@@ -1,4 +1,4 @@
-"""Spool delivery, the sending half (SPEC §5.6): every spooled request reaches its backend.
+"""Spool delivery, the sending half (docs/operations.md): every spooled request reaches its backend.
 
 Each gateway process runs one ``Deliverer``. For each configured route it claims the
 route's first items with a lease (``spool_store.claim``, one transaction: the items' lease
@@ -30,18 +30,32 @@ import random
 import secrets
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
-from aiohttp import web
-
-from gateway.config import RouteSettings, SpoolSettings
+from gateway.config import RouteSettings, Settings, SpoolSettings
 from gateway.errors import BadGatewayError, GatewayTimeoutError
 from gateway.forward.h1pool import ConnectFailed, UpstreamAnswer
-from gateway.serve.runtime import Runtime, RuntimeSlot
+from gateway.forward.upstream import Forwarder
 from gateway.spool import store
 from gateway.spool.writer import Spool, SpoolError
 
-__all__ = ["Deliverer", "backoff_seconds", "excerpt", "spool_lifecycle"]
+__all__ = ["Deliverer", "DeliveryRuntime", "RuntimeSource", "backoff_seconds", "excerpt"]
+
+
+class DeliveryRuntime(Protocol):
+    """What the deliverer needs of the serving runtime (``serve/runtime.py``): the routes,
+    their forwarder, and the count that keeps a retired runtime's pools open."""
+
+    settings: Settings
+    forwarder: Forwarder
+    active: int
+
+
+class RuntimeSource(Protocol):
+    """The slot a reload swaps the runtime in; read once per round."""
+
+    @property
+    def current(self) -> DeliveryRuntime: ...
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +94,7 @@ def _pid_alive(owner: str) -> bool:
 class Deliverer:
     """Claims and sends spooled items for the current runtime's routes until stopped."""
 
-    def __init__(self, spool: Spool, slot: RuntimeSlot, settings: SpoolSettings) -> None:
+    def __init__(self, spool: Spool, slot: RuntimeSource, settings: SpoolSettings) -> None:
         self._spool = spool
         self._slot = slot
         self._settings = settings
@@ -129,7 +143,7 @@ class Deliverer:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
 
-    def _used(self, runtime: Runtime) -> bool:
+    def _used(self, runtime: DeliveryRuntime) -> bool:
         """Whether this process has a spool to deliver: a spool route, or a spool file that
         a former configuration left (its items are delivered all the same)."""
         if not self._in_use:
@@ -141,7 +155,8 @@ class Deliverer:
         # Long enough for a whole batch of sequential sends that each take the timeout.
         return BATCH * route.timeout_seconds + _LEASE_MARGIN_SECONDS
 
-    def _start(self, runtime: Runtime, route: RouteSettings, items: list[store.Item]) -> None:
+    def _start(self, runtime: DeliveryRuntime, route: RouteSettings,
+               items: list[store.Item]) -> None:
         task = asyncio.get_running_loop().create_task(self._deliver(runtime, route, items))
         self._busy[route.path] = task
 
@@ -156,7 +171,7 @@ class Deliverer:
 
         task.add_done_callback(done)
 
-    async def _deliver(self, runtime: Runtime, route: RouteSettings,
+    async def _deliver(self, runtime: DeliveryRuntime, route: RouteSettings,
                        items: list[store.Item]) -> None:
         """Send a claimed batch in order, at most ``concurrency`` at once; the first retry
         halts the rest, which are given back untried."""
@@ -198,7 +213,7 @@ class Deliverer:
                 with contextlib.suppress(SpoolError):
                     await self._spool.writer.call(store.release, untried, self.owner)
 
-    async def _send(self, runtime: Runtime, route: RouteSettings, item: store.Item,
+    async def _send(self, runtime: DeliveryRuntime, route: RouteSettings, item: store.Item,
                     deletions: list[asyncio.Future[None]]) -> bool:
         """One try; False when the item must wait (the route's batch halts)."""
         answer: UpstreamAnswer | None = None
@@ -259,20 +274,3 @@ def _claim_all(db: sqlite3.Connection, routes: list[tuple[str, float]], owner: s
     """Every idle route's next batch, in one transaction (one writer round trip)."""
     return {path: store.claim(db, path, owner, now, BATCH, lease) for path, lease in routes}
 
-
-def spool_lifecycle(spool: Spool, slot: RuntimeSlot
-                    ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The app's ``cleanup_ctx`` entry: the deliverer runs while the app does; at shutdown,
-    after the listeners drained, it stops and the spool's last writes are committed."""
-
-    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-        deliverer = Deliverer(spool, slot, spool.settings)
-        task = asyncio.get_running_loop().create_task(deliverer.run())
-        yield
-        await deliverer.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await spool.close()
-
-    return lifecycle

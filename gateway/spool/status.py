@@ -1,4 +1,4 @@
-"""What the admin listener and ``gateway spool stats`` say about the spool (SPEC §5.5, §5.6).
+"""What the admin listener and ``gateway spool stats`` say about the spool (docs/operations.md).
 
 The spool is one file per machine, whatever the number of workers, so its depth and age are
 read from the file by whoever asks (the admin listener, the supervisor's included), never

@@ -1,4 +1,4 @@
-"""The spool's SQLite file (SPEC §5.6): its schema and every statement, synchronous.
+"""The spool's SQLite file (docs/operations.md): its schema and every statement, synchronous.
 
 One row per accepted request, keyed by an ``AUTOINCREMENT`` id, so ids are arrival order and
 never reused. A row holds what the forwarder needs to send the very same request later (the

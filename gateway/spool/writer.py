@@ -1,4 +1,4 @@
-"""Spool delivery, the accepting half (SPEC §5.6): store durably, then answer ``200``.
+"""Spool delivery, the accepting half (docs/operations.md): store durably, then answer ``200``.
 
 A ``delivery: spool`` route runs every stage of ``pipeline.py``; then, instead of the
 forward, ``Spool.accept`` builds the header block exactly as the forwarder would

@@ -1,4 +1,4 @@
-"""Stage 3: the bearer token (RFC 6750 §2.1, §3.1; RFC 9068 §4; SPEC §5.2).
+"""Stage 3: the bearer token (RFC 6750 §2.1, §3.1; RFC 9068 §4; docs/architecture.md).
 
 The token is taken from exactly one place, the ``Authorization`` header: two headers, or a
 token also offered as an ``access_token`` query parameter, is ``invalid_request`` (RFC 6750

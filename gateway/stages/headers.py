@@ -1,4 +1,4 @@
-"""Stage 5: the header policy, and the body read under its bound (SPEC §5.2).
+"""Stage 5: the header policy, and the body read under its bound (docs/architecture.md).
 
 ``Content-Type`` must be the route's media type (parameters allowed, charset UTF-8) → 415;
 a declared ``Content-Length`` over ``server.max_body_bytes`` → 413 before one byte of the body

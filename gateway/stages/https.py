@@ -1,4 +1,4 @@
-"""Stage 1: HTTPS is required (SPEC §5.4; RFC 6749 §3.1, §3.2; the seed's "SSL is mandatory").
+"""Stage 1: HTTPS is required (docs/security.md; RFC 6749 §3.1, §3.2; Adobe's "SSL is mandatory").
 
 HTTPS is read from the transport. ``X-Forwarded-Proto: https`` counts only when the peer is
 a configured trusted proxy and the header appears exactly once (as Kong's ``check_https``),
@@ -9,30 +9,21 @@ holding a credential is read.
 
 from __future__ import annotations
 
-import ipaddress
-
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.config.yamlpath import Network
 from gateway.errors import InsecureTransportError
+from gateway.peer import is_trusted_proxy
 
 __all__ = [
-    "HSTS", "add_hsts", "check_https", "client_address", "https_middleware", "is_trusted_proxy",
+    "HSTS", "add_hsts", "check_https", "https_middleware",
 ]
 
 # RFC 6797: one year, subdomains included, on every response sent over TLS.
 HSTS = "max-age=31536000; includeSubDomains"
 
 
-def is_trusted_proxy(peer: str | None, trusted: tuple[Network, ...]) -> bool:
-    if not trusted or not peer:
-        return False
-    try:
-        address = ipaddress.ip_address(peer)
-    except ValueError:
-        return False
-    return any(address in network for network in trusted)
 
 
 def check_https(request: web.Request, trusted: tuple[Network, ...]) -> bool:
@@ -49,21 +40,6 @@ def check_https(request: web.Request, trusted: tuple[Network, ...]) -> bool:
     raise InsecureTransportError()
 
 
-def client_address(request: web.Request, trusted: tuple[Network, ...]) -> str:
-    """The caller's address: the peer, or from a trusted proxy the rightmost address of
-    ``X-Forwarded-For`` that is not itself a trusted proxy."""
-    peer = request.remote or ""
-    if not is_trusted_proxy(peer, trusted):
-        return peer
-    chain = [part.strip() for value in request.headers.getall("X-Forwarded-For", ())
-             for part in value.split(",")]
-    for hop in reversed(chain):
-        if hop and not is_trusted_proxy(hop, trusted):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                return peer
-    return peer
 
 
 def https_middleware(*, trusted_proxies: tuple[Network, ...]) -> Middleware:

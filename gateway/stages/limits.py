@@ -1,5 +1,5 @@
-"""Stage 4: per-client source addresses and rate limit (SPEC §4 ``allowed_cidrs``,
-``rate_limit``; SPEC §5.2 step 4).
+"""Stage 4: per-client source addresses and rate limit (docs/configuration.md ``allowed_cidrs``,
+``rate_limit``; docs/architecture.md step 4).
 
 Both are off by default: IRIS calls from dynamic cloud addresses, and Adobe warns that a
 receiver that throttles loses data. A partner who turns them on gets ``403`` and ``429``.

@@ -1,4 +1,4 @@
-"""The payload stage: checks that a request body is the JSON a route promises (SPEC §7).
+"""The payload stage: checks that a request body is the JSON a route promises (docs/adobe.md).
 
 ``validate_aam_segments(body)`` accepts an Adobe Audience Manager (IRIS) segment push and
 raises ``InvalidPayloadError`` naming the JSON path of the first problem, e.g.
@@ -9,7 +9,7 @@ Nearly all the work happens in msgspec's C decoder: the document's shape is decl
 as ``msgspec.Struct`` types whose constraints (digit patterns, literals, lengths, bounds)
 are checked while parsing; only the dates are matched afterwards, a few regex calls per
 batch (see ``_check_dates``). A 10,000-user batch costs about 10 ms. The rules, from
-SPEC §7 and protocol.md:
+docs/adobe.md:
 
 - top level: an object with ``ProcessTime``, ``User_DPID``, ``Client_ID``,
   ``AAM_Destination_Id`` and/or ``AAM_Destination_ID`` (the sample and Adobe's table spell

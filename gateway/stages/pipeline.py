@@ -1,4 +1,5 @@
-"""The protected routes: SPEC §5.2's stages, in one listed order, ending in the forward.
+"""The protected routes: the stages of docs/architecture.md, in one listed order, ending in the
+forward.
 
     1. https      (middleware, stages/https.py)     403 on plain HTTP
     2. route      (app.py dispatch, current runtime) 404, 405 + Allow
@@ -32,10 +33,10 @@ from gateway.config import RouteSettings, Settings
 from gateway.forward.upstream import Forwarder
 from gateway.oauth.tokens import TokenVerifier
 from gateway.observe.metrics import Metrics
+from gateway.peer import client_address
 from gateway.spool.writer import Spool
 from gateway.stages.authn import authenticate
 from gateway.stages.headers import check_content_headers, read_body
-from gateway.stages.https import client_address
 from gateway.stages.limits import ClientLimits
 from gateway.stages.payload import validate_aam_segments, validate_json
 from gateway.stages.signature import check_signature

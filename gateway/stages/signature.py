@@ -1,4 +1,4 @@
-"""Adobe's optional request signature (SPEC §4 ``signature``; protocol.md).
+"""Adobe's optional request signature (docs/configuration.md ``signature``; docs/adobe.md).
 
 IRIS can sign each request: an HMAC (SHA-256, SHA-1 or MD5) of the request body, hex or
 base64 in a header (``X-Signature`` by default), keyed with a secret shared with the partner.

@@ -1,9 +1,10 @@
-"""The request path's view of the shared state (SPEC §5.1, §5.7), kept in memory.
+"""The request path's view of the shared state (docs/architecture.md, docs/deploy.md), kept in
+memory.
 
 ``SharedState`` mirrors the backend's revoked token ids and blocked addresses in a ``set``
 and a ``dict``: a bearer request costs one set lookup, never a query. With the embedded
 backend one background task re-reads them every ``REFRESH_SECONDS``, so a revocation made by
-any worker reaches every other within a second (SPEC §5.1). With a broadcasting backend
+any worker reaches every other within a second (docs/architecture.md). With a broadcasting backend
 (Redis, several machines) other instances' revocations and blocks arrive as events the
 moment they happen, a full resynchronisation every ``RESYNC_SECONDS`` repairs a missed one,
 and the fleet's per-client token buckets are synced every ``BUCKET_SYNC_SECONDS``.
@@ -14,7 +15,8 @@ cleared), failed authentications and rate limits count in this process only, a n
 revocation applies here at once and is written out when the backend returns (the caller
 gets ``503`` meanwhile, RFC 7009 §2.2.1). Reconnects back off up to ``_MAX_BACKOFF``.
 ``degraded`` goes to ``/readyz`` and ``/metrics``. ``FailedAuthGuard`` is the token
-endpoint's limiter (SPEC §5.1): the in-process window of ``ratelimit.FailedAuthLimiter`` for
+endpoint's limiter (docs/architecture.md): the in-process window of ``ratelimit.FailedAuthLimiter``
+for
 an immediate answer, plus the shared counters so that all workers agree; only a failed
 authentication writes to the backend.
 """
@@ -36,7 +38,8 @@ __all__ = ["BUCKET_SYNC_SECONDS", "REFRESH_SECONDS", "RESYNC_SECONDS", "FailedAu
 
 log = logging.getLogger(__name__)
 
-# Half the one second SPEC §5.1 allows, so one slow refresh still arrives in time.
+# Half the one second a revocation may take to reach every worker, so one slow refresh still
+# arrives in time.
 REFRESH_SECONDS = 0.5
 # Events carry revocations at once; this full read only repairs a missed one.
 RESYNC_SECONDS = 2.0
@@ -230,7 +233,7 @@ class SharedState:
 
 
 class FailedAuthGuard:
-    """SPEC §5.1's failed-authentication limit, per source address, across workers."""
+    """The failed-authentication limit, per source address, across workers."""
 
     def __init__(self, per_minute: int, shared: SharedState) -> None:
         self._limit = per_minute

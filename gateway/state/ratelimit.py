@@ -1,16 +1,16 @@
 """In-process rate limits: failed client authentications per address, and token buckets.
 
-``FailedAuthLimiter`` implements SPEC §5.1: past ``tokens.failed_auth_per_minute`` failed
+``FailedAuthLimiter`` is the token endpoint's guard: past ``tokens.failed_auth_per_minute`` failed
 authentications from one source address within a 60-second window, every token request
 from that address is answered ``429`` with ``Retry-After`` (RFC 6585 §4) until the window
 ends. It is checked *before* the credentials, so a blocked guesser learns nothing more.
 Its interface is two methods, ``check`` and ``record_failure``, so a state shared between
-workers (SQLite, Redis; SPEC §5.7) can replace it without touching the token endpoint.
+workers (SQLite, Redis; docs/deploy.md) can replace it without touching the token endpoint.
 
 ``TokenBucket`` is the classic bucket (``requests_per_second`` refill, ``burst`` capacity)
-for optional per-client limits (SPEC §4 ``clients[].rate_limit``). Built inside
+for optional per-client limits (docs/configuration.md ``clients[].rate_limit``). Built inside
 ``shared_buckets(ledger)``, it also reports what it spent to a ``BucketLedger`` that syncs
-it with the fleet's bucket in Redis (SPEC §5.7), while ``take`` still answers from memory.
+it with the fleet's bucket in Redis (docs/deploy.md), while ``take`` still answers from memory.
 
 Both keep bounded memory: a flood of distinct keys evicts the oldest entries instead of
 growing without end.
@@ -152,7 +152,7 @@ def shared_buckets(ledger: BucketLedger | None) -> Iterator[None]:
 
 
 class BucketLedger:
-    """The token buckets of one process whose budget the fleet shares (SPEC §5.7).
+    """The token buckets of one process whose budget the fleet shares (docs/deploy.md).
 
     ``sync`` (every ~0.1 s, ``shared.py``) charges each bucket's spending to the shared
     bucket and sets the local level to what the fleet has left. Between two syncs each

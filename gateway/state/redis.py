@@ -1,4 +1,5 @@
-"""Redis as the state several gateway machines share (SPEC §4 ``state``, §5.7).
+"""Redis as the state several gateway machines share (docs/configuration.md ``state``,
+docs/deploy.md).
 
 ``RedisState`` implements ``state.BroadcastingState`` with redis-py's asyncio client and its
 connection pool. Every key lives under ``state.key_prefix`` (``gateway:`` by default):

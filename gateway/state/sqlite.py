@@ -1,4 +1,5 @@
-"""What the workers of one machine share (SPEC §4 ``state``, §5.1, §5.7): revoked token ids
+"""What the workers of one machine share (docs/configuration.md ``state``, docs/deploy.md): revoked
+token ids
 and failed-authentication counters.
 
 ``StateBackend`` is the whole interface a backend implements: five coroutines, each one

@@ -1,4 +1,4 @@
-"""The sample legacy backend (``gateway backend``, SPEC §3): what the gateway protects.
+"""The sample legacy backend (``gateway backend``, README.md): what the gateway protects.
 
 A plain-HTTP aiohttp app on loopback that accepts segment pushes (RFC 9110 POST, GET, PUT,
 ... on any path), counts them (requests, bytes, and users: occurrences of ``"AAM_UUID"``,

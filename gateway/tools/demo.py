@@ -36,7 +36,8 @@ from rich.console import Console
 from gateway.config.hashes import hash_opaque, hash_secret
 from gateway.tools.certs import create_dev_certificates, write_private
 from gateway.tools.demo_spool import SPOOL_PATH, spool_walkthrough
-from gateway.tools.loadtest import LoadOptions, basic_credential, run_load
+from gateway.tools.loadtest import run_load
+from gateway.tools.loadtest_options import LoadOptions, basic_credential
 from gateway.tools.payloads import make_payload_bytes
 from gateway.tools.seed import SEED_CREDENTIAL, TOKEN_REQUEST, segment_request
 

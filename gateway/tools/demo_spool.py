@@ -1,4 +1,4 @@
-"""``gateway demo``, step 6: spool delivery (SPEC §5.6) with the backend stopped.
+"""``gateway demo``, step 6: spool delivery (docs/operations.md) with the backend stopped.
 
 The demo's configuration has a second route, ``/segments/spooled``, with ``delivery: spool``.
 This step stops the sample backend process, pushes a batch of the seed's payload to that

@@ -1,4 +1,4 @@
-"""``gateway loadtest``: the IRIS simulator's command line (SPEC §3, §8).
+"""``gateway loadtest``: the IRIS simulator's command line (README.md, docs/operations.md).
 
 Parses the options into ``loadtest.LoadOptions``, runs ``loadtest.run_load`` on uvloop when
 it is installed, and prints the report (a table, or one JSON object with ``--json``).
@@ -15,21 +15,21 @@ from urllib.parse import urlsplit
 
 from rich.console import Console
 
-from gateway.tools.loadtest import (
+from gateway.tools.loadtest import run_load
+from gateway.tools.loadtest_options import (
     DEFAULT_DURATION_S,
     IRIS_TIMEOUT_S,
     LoadOptions,
     LoadTestError,
     UsageError,
     basic_credential,
-    run_load,
 )
 
 __all__ = ["add_arguments", "options_from_args", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``gateway loadtest`` options (SPEC §3, §8)."""
+    """The ``gateway loadtest`` options (README.md, docs/operations.md)."""
     parser.add_argument("url", help="segment endpoint, e.g. https://127.0.0.1:8443/segments/aam")
     auth = parser.add_argument_group("credentials: --client-id and --secret, or --credential")
     auth.add_argument("--client-id", help="client id (RFC 6749 §2.3.1 Basic form)")

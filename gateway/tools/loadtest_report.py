@@ -1,7 +1,8 @@
 """The IRIS simulator's report: what a load run measured, for people and for machines.
 
-``gateway loadtest`` (SPEC §8) ends with requests/s, latency p50/p90/p99/max, status counts,
-token fetches and errors by kind. Success follows IRIS's own rule (protocol.md): only an exact
+``gateway loadtest`` (docs/operations.md) ends with requests/s, latency p50/p90/p99/max, status
+counts,
+token fetches and errors by kind. Success follows IRIS's own rule (docs/adobe.md): only an exact
 ``200 OK`` counts; 201, 202, 204 and every other code are failures. The report also carries
 the simulator's own CPU use, because a load generator that saturates its core measures itself,
 not the gateway; ``bottleneck`` says so when that happens.

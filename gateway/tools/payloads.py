@@ -3,7 +3,7 @@
 The load tester, the demo and the benchmarks import this module, so its interface is stable:
 
 ``make_payload(users: int, rng: random.Random, *, now: datetime | None = None) -> dict[str, Any]``
-    One segment-push document (SPEC §7, protocol.md) with ``users`` users (at least 1).
+    One segment-push document (docs/adobe.md) with ``users`` users (at least 1).
 ``make_payload_bytes(users: int, rng: random.Random, *, now: datetime | None = None) -> bytes``
     The same document as compact UTF-8 JSON, ready to be a request body.
 ``java_date(moment: datetime) -> str``

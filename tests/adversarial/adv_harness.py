@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 SEED_PAYLOAD = (VECTORS / "segment-payload.json").read_bytes()
-# SPEC §5, §6: every status the public listener may answer with (417: RFC 9110 §10.1.1, an
+# Every status the public listener may answer with (417: RFC 9110 §10.1.1, an
 # Expect other than 100-continue).
 DOCUMENTED_STATUSES = frozenset({200, 400, 401, 403, 404, 405, 408, 413, 414, 415, 417, 429, 431,
                                  502, 503, 504})
@@ -121,7 +121,7 @@ async def raw_exchange(port: int, context: ssl.SSLContext, request: bytes, *,
 
 
 def assert_error_body(answer: RawAnswer | tuple[int, bytes]) -> dict[str, str]:
-    """SPEC §6: an error answer's body is JSON ``{error, error_description}``, no trace."""
+    """An error answer's body is JSON ``{error, error_description}``, no trace."""
     body = answer.body if isinstance(answer, RawAnswer) else answer[1]
     assert b"Traceback" not in body and b'File "' not in body, body[:200]
     document = json.loads(body)

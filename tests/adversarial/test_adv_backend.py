@@ -1,6 +1,8 @@
-"""Backend faults (SPEC §5.3): a raw asyncio server on loopback plays a broken legacy API.
+"""Backend faults (docs/architecture.md): a raw asyncio server on loopback plays a broken legacy
+API.
 
-For each fault the gateway answers 502 or 504 with the JSON body of SPEC §6, never a 2xx,
+For each fault the gateway answers 502 or 504 with the JSON body of docs/architecture.md, never a
+2xx,
 and within the route's timeout (never a hung client); the next request after the backend
 recovers is served at once, on the first try.
 """

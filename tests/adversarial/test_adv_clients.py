@@ -1,4 +1,4 @@
-"""Tokens outliving a client's credentials, and a client's removal (SPEC §5.2).
+"""Tokens outliving a client's credentials, and a client's removal (docs/architecture.md).
 
 A token is a bearer credential of its own: rotating the client's secret does not revoke the
 tokens already minted with the old one, which stay valid until ``exp`` (at most

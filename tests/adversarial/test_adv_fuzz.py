@@ -4,7 +4,8 @@ Each example is one raw HTTP/1.1 request on a new TLS connection to the real gat
 of the real sample backend, so header bytes no client library would send (control characters,
 invalid UTF-8, odd spacing) reach the server. The properties, for every example:
 
-* the status is one SPEC documents, never 500, and every error has the JSON body of SPEC §6
+* the status is one the gateway documents, never 500, and every error has the JSON body of
+docs/architecture.md
   (``{"error", "error_description"}``), never a traceback;
 * 2xx only when an independent oracle in this file says the request was valid;
 * the backend is called exactly when the gateway answered 2xx (its ``/_stats`` counter).

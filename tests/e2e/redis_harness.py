@@ -1,4 +1,4 @@
-"""Real ``redis-server`` (and HAProxy) processes for the scale-out tests (SPEC §5.7).
+"""Real ``redis-server`` (and HAProxy) processes for the scale-out tests (docs/deploy.md).
 
 Each test starts its own Redis on a free loopback port, without persistence, and kills it at
 the end; ``restart`` brings it back on the same port, empty, as a crashed Redis without AOF

@@ -1,4 +1,5 @@
-"""The listeners over real sockets (SPEC §5.4, §5.5, §6): TLS only on the public port,
+"""The listeners over real sockets (docs/security.md, docs/operations.md, docs/architecture.md):
+TLS only on the public port,
 the http_port refusal, HSTS, the admin listener, 404/405, and a clean SIGTERM."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Operations over real sockets, in-process (SPEC §5.1, §5.5, §6): metrics after known
+"""Operations over real sockets, in-process (docs/architecture.md, docs/operations.md): metrics
+after known
 traffic, revocation and introspection, readiness, reloads, and no secret in any log line."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""``gateway serve`` as a real process (SPEC §3, §4, §6): SIGHUP with a broken file keeps
+"""``gateway serve`` as a real process (README.md, docs/configuration.md, docs/architecture.md):
+SIGHUP with a broken file keeps
 serving, SIGHUP removing a client refuses its token within a second, and with
 ``workers: 2`` a revocation through one worker is refused by the other, a killed worker is
 replaced, and SIGTERM drains an in-flight slow request. Every wait is bounded by a deadline

@@ -1,4 +1,4 @@
-"""The protected route end to end (SPEC §5.2, §5.3): real TLS, the real sample backend.
+"""The protected route end to end (docs/architecture.md): real TLS, the real sample backend.
 
 Accepted pushes arrive byte for byte without the token; every refusal answers with the
 right status and challenge, and the backend provably never sees a refused request.

@@ -1,4 +1,5 @@
-"""Two gateway instances sharing one real Redis (SPEC §5.1, §5.7), over real TLS sockets: a
+"""Two gateway instances sharing one real Redis (docs/architecture.md, docs/deploy.md), over real
+TLS sockets: a
 token revoked through one is refused by the other within a second; failed authentications
 from one address add up across instances; Redis killed mid-run leaves pushes answered
 ``200``, ``/readyz`` degraded (still 200) and known revocations in force, and when Redis

@@ -1,5 +1,5 @@
 """Two ``gateway serve`` processes sharing one real Redis behind a real HAProxy started with
-the shipped ``deploy/haproxy.cfg`` (SPEC §5.7; docs/deploy.md): both share the load, and
+the shipped ``deploy/haproxy.cfg`` (docs/deploy.md; docs/deploy.md): both share the load, and
 when one is killed (``kill -9``) every later push is still answered ``200``: HAProxy
 retries a request whose connection failed on the other instance (``retry-on
 conn-failure``, ``option redispatch``) and its health checks mark the dead one down.

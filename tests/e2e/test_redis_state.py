@@ -1,4 +1,5 @@
-"""``RedisState`` against a real ``redis-server`` (SPEC §4 ``state``, §5.7): two clients stand
+"""``RedisState`` against a real ``redis-server`` (docs/configuration.md ``state``, §5.7): two
+clients stand
 for two gateway instances. Revocations are pushed to the other and expire with their
 token; failed authentications add up; the token buckets share one budget; the password
 comes from ``${VAR}`` and never shows in an error; ``rediss://`` verifies the server."""

@@ -1,4 +1,4 @@
-"""Spool delivery with real processes (SPEC §5.6): the sample backend and ``gateway serve``
+"""Spool delivery with real processes (docs/operations.md): the sample backend and ``gateway serve``
 as subprocesses on loopback ports.
 
 * The backend is down; N pushes are all answered 200 within 3 s; the gateway is killed with

@@ -1,5 +1,5 @@
 """Spool delivery through the real gateway and the real sample backend on loopback ports
-(SPEC §5.6): the same bytes as a direct forward, a 4xx dead-letters with the backend's
+(docs/operations.md): the same bytes as a direct forward, a 4xx dead-letters with the backend's
 answer, the size bound answers 503 with Retry-After, ``gateway spool list|retry|purge|stats``
 on the dead-letter list, and /readyz and /metrics reporting the spool."""
 

@@ -1,4 +1,4 @@
-"""The token endpoint over real TLS sockets (SPEC §5.1, protocol.md): the seed's request
+"""The token endpoint over real TLS sockets (docs/adobe.md): the seed's request
 byte for byte, its spaced Content-Type variant, and Authlib's OAuth 2.0 client; the token is
 then checked by joserfc against the served JWK Set."""
 

@@ -1,4 +1,5 @@
-"""The configuration loader (SPEC §4): every kind of error is reported with its YAML path,
+"""The configuration loader (docs/configuration.md): every kind of error is reported with its YAML
+path,
 all at once; env interpolation; relative paths; unknown keys; files checked to parse."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The ``state`` section (SPEC §4, §5.7): SQLite by default; ``backend: redis`` with a
+"""The ``state`` section (docs/configuration.md, docs/deploy.md): SQLite by default; ``backend:
+redis`` with a
 ``redis://`` or ``rediss://`` URL, a password from ``${VAR}`` that no repr shows, a CA for
 TLS and a key prefix; every misuse reported with its YAML path."""
 

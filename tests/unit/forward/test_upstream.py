@@ -1,4 +1,4 @@
-"""gateway/upstream.py against real loopback backends (SPEC §5.3, RFC 9110 §7.6.1)."""
+"""gateway/upstream.py against real loopback backends (docs/architecture.md, RFC 9110 §7.6.1)."""
 
 from __future__ import annotations
 

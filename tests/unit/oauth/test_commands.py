@@ -1,4 +1,4 @@
-"""keys generate, client add and hash-secret (SPEC §3): files, modes, printed snippets."""
+"""keys generate, client add and hash-secret (README.md): files, modes, printed snippets."""
 
 from __future__ import annotations
 

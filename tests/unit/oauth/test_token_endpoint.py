@@ -1,4 +1,5 @@
-"""POST /oauth2/token (RFC 6749 §4.4, §5.1, §5.2; SPEC §5.1) through aiohttp's test client,
+"""POST /oauth2/token (RFC 6749 §4.4, §5.1, §5.2; docs/architecture.md) through aiohttp's test
+client,
 plus property tests of its pure parsers and the discovery documents."""
 
 from __future__ import annotations

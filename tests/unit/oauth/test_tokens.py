@@ -1,4 +1,4 @@
-"""TokenIssuer and TokenVerifier: RFC 9068 tokens, every refusal of SPEC §5.2 (generic
+"""TokenIssuer and TokenVerifier: RFC 9068 tokens, every refusal of docs/architecture.md (generic
 ``invalid_token`` only), and the verified-token cache bounded by ``exp``."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Unit tests for the payload stage: every SPEC §7 rule of ``aam-segments``, and JSON checks.
+"""Unit tests for the payload stage: every docs/adobe.md rule of ``aam-segments``, and JSON checks.
 
 Each rule has a passing and a failing case; failures are checked for the JSON path the
 description names, and every description for the RFC 6749 §5.2 character set.
@@ -23,7 +23,7 @@ from gateway.errors import InvalidPayloadError
 from gateway.stages.payload import validate_aam_segments, validate_json
 from gateway.tools.payloads import java_date, make_payload, make_payload_bytes
 
-# The seed's sample exactly as printed on Adobe's page (protocol.md), "User_count": "2"
+# The seed's sample exactly as printed on Adobe's page (docs/adobe.md), "User_count": "2"
 # beside one user included; /work/shared/vectors/segment-payload.json holds the same bytes.
 SEED_SAMPLE = b"""{
 "ProcessTime": "Wed Jul 27 16:17:42 UTC 2016",

@@ -1,4 +1,4 @@
-"""SharedState over a broadcasting backend that can be switched off (SPEC §5.7, README
+"""SharedState over a broadcasting backend that can be switched off (docs/deploy.md, README
 "Scale out"): events apply at once, an outage makes it degraded without forgetting what it
 knew, a revocation during the outage applies locally and answers 503, and on recovery the
 pending and the lost revocations are written back. No Redis here: ``test_redis_*`` use one."""

@@ -1,4 +1,4 @@
-"""FailedAuthLimiter (SPEC §5.1, RFC 6585 §4) and TokenBucket, on an injected clock."""
+"""FailedAuthLimiter (docs/architecture.md, RFC 6585 §4) and TokenBucket, on an injected clock."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The IRIS simulator (``gateway loadtest``, SPEC §8) against a fake IRIS partner over TLS.
+"""The IRIS simulator (``gateway loadtest``, docs/operations.md) against a fake IRIS partner over
+TLS.
 
-The fake partner checks what protocol.md says IRIS sends: the seed's token request headers
+The fake partner checks what docs/adobe.md says IRIS sends: the seed's token request headers
 and body, then ``Authorization: Bearer``, ``Accept-Encoding: gzip`` and ``Content-Type:
 application/json`` on every push. It answers ``401`` when told to, so the token re-fetch
 (and its single flight) is proven by counting token fetches, not by timing anything.
@@ -22,20 +23,19 @@ from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 from rich.console import Console
 
-from gateway.tools.loadtest import (
+from gateway.tools.loadtest import error_kind, run_load
+from gateway.tools.loadtest_cli import add_arguments, run
+from gateway.tools.loadtest_options import (
     IRIS_USER_AGENT,
     LoadOptions,
     LoadTestError,
     UsageError,
     basic_credential,
-    error_kind,
     is_loopback_host,
-    run_load,
 )
-from gateway.tools.loadtest_cli import add_arguments, run
 from gateway.tools.loadtest_report import LatencySummary, LoadReport, percentile
 
-# The seed's opaque credential (protocol.md): 77 characters, not base64 of anything.
+# The seed's opaque credential (docs/adobe.md): 77 characters, not base64 of anything.
 SEED_CREDENTIAL = "zq2LOO1CcYGrODS5nXiNHpEz97eCpVHAoMF8pAgCntXAzxp5uRV7DTAE2qtPLjhMQwrEX3O6MHV4S"
 
 

@@ -1,0 +1,76 @@
+"""The single renderer: the only place an error becomes an HTTP answer."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.errors.base import NO_STORE_HEADERS, GatewayError
+from gateway.errors.http import (
+    InternalError,
+    MethodNotAllowedError,
+    NotFoundError,
+    PayloadTooLargeError,
+)
+
+__all__ = ["error_body", "error_middleware", "render", "respond_to"]
+
+log = logging.getLogger("gateway")
+
+
+def error_body(error: GatewayError) -> bytes:
+    return json.dumps(
+        {"error": error.error, "error_description": error.text}, separators=(",", ":")
+    ).encode()
+
+
+def render(error: GatewayError) -> web.Response:
+    """The one place an error becomes an HTTP answer (SPEC §6)."""
+    headers = {**NO_STORE_HEADERS, **error.headers()}
+    return web.Response(
+        status=error.status_code,
+        body=error_body(error),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def respond_to(request: web.Request, exc: Exception) -> web.Response:
+    """The SPEC §6 answer to whatever a handler raised; never a stack trace on the wire."""
+    if isinstance(exc, GatewayError):
+        return render(exc)
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return render(MethodNotAllowedError(sorted(exc.allowed_methods)))
+    if isinstance(exc, web.HTTPNotFound):
+        return render(NotFoundError())
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return render(PayloadTooLargeError())
+    if isinstance(exc, web.HTTPException) and exc.status >= 400:
+        generic = GatewayError.__new__(GatewayError)
+        GatewayError.__init__(generic, exc.reason if exc.reason.isascii() else None)
+        response = render(generic)
+        response.set_status(exc.status)
+        return response
+    # reason_id: unhandled_exception — logged with its type only; the request's headers
+    # may hold credentials and are never logged.
+    log.error("unhandled error on %s %s", request.method, request.path,
+              exc_info=(type(exc), exc, exc.__traceback__),
+              extra={"reason_id": "unhandled_exception"})
+    return render(InternalError())
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into SPEC §6's JSON (the admin app; the public app's front
+    middleware in app.py does the same and counts refusals)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return respond_to(request, exc)
+    except Exception as exc:
+        return respond_to(request, exc)
