@@ -136,7 +136,7 @@ def _change(settings: Settings, args: argparse.Namespace) -> int:
             if args.spool_command == "retry":
                 count = store.requeue(db, ids, time.time())
             else:
-                count = store.purge(db, ids)
+                count = store.purge(db, ids, time.time())
     finally:
         db.close()
     verb = "requeued" if args.spool_command == "retry" else "purged"

@@ -2,8 +2,10 @@
 
 The spool is one file per machine, whatever the number of workers, so its depth and age are
 read from the file by whoever asks (the admin listener, the supervisor's included), never
-summed from the workers' snapshots. Reads open their own short-lived connection in a
-thread: WAL readers never wait for the writers, and the event loop never waits for either.
+summed from the workers' snapshots. A process reads through one long-lived connection
+(``SpoolReader``), used from one thread of its own: WAL readers never wait for the writers,
+the event loop never waits for either, and a scrape opens nothing (a connection per scrape
+churns descriptors of a file this process's writer and deliverer hold locks on).
 ``/readyz`` also commits one small write, since "the spool can take requests" is exactly
 "the spool file can be written"; that is the only spool condition that makes it not ready.
 """
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +27,8 @@ if TYPE_CHECKING:  # light to import: `gateway spool` loads it before any config
     from gateway.config import Settings
     from gateway.observe.metrics import Snapshot
 
-__all__ = ["SpoolView", "in_use", "read_view", "spool_readiness", "spool_snapshot"]
+__all__ = ["SpoolReader", "SpoolView", "in_use", "read_view", "reader_for",
+           "spool_readiness", "spool_snapshot"]
 
 _ADMIN_TIMEOUT_SECONDS = 2.0
 
@@ -58,19 +63,65 @@ def in_use(settings: Settings) -> bool:
             or settings.spool.path.exists())
 
 
+def _view(db: sqlite3.Connection, write_probe: bool) -> SpoolView:
+    now = time.time()
+    if write_probe:
+        store.probe(db, now)
+    items, size = store.totals(db)
+    return SpoolView(store.route_counts(db), items, size, now)
+
+
 def read_view(path: Path, *, write_probe: bool = False,
               timeout: float = store.BUSY_TIMEOUT_SECONDS) -> SpoolView:
-    """Read the spool at ``path`` (and, with ``write_probe``, commit one small write);
-    raises sqlite3.Error or OSError."""
+    """Read the spool at ``path`` once, on a connection of its own (``gateway spool stats``,
+    a process that holds no other); raises sqlite3.Error or OSError."""
     db = store.connect(path, timeout=timeout)
     try:
-        now = time.time()
-        if write_probe:
-            store.probe(db, now)
-        items, size = store.totals(db)
-        return SpoolView(store.route_counts(db), items, size, now)
+        return _view(db, write_probe)
     finally:
         db.close()
+
+
+class SpoolReader:
+    """The read side of one process: one connection, opened at the first read, kept, and
+    used by one thread only. After an error it is closed and opened again at the next
+    read, so a spool file that could not be read (a full disk) recovers on its own."""
+
+    def __init__(self, path: Path, timeout: float = _ADMIN_TIMEOUT_SECONDS) -> None:
+        self.path = path
+        self._timeout = timeout
+        self._db: sqlite3.Connection | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-spool-read")
+        self.opened = 0  # connections opened so far: the tests check it does not grow
+
+    def _read(self, write_probe: bool) -> SpoolView:
+        if self._db is None:
+            self._db = store.connect(self.path, timeout=self._timeout)
+            self.opened += 1
+        try:
+            return _view(self._db, write_probe)
+        except (sqlite3.Error, OSError):
+            self._db.close()
+            self._db = None
+            raise
+
+    async def view(self, *, write_probe: bool = False) -> SpoolView:
+        """The spool now; raises sqlite3.Error or OSError."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._read, write_probe)
+
+
+_readers: dict[Path, SpoolReader] = {}
+_readers_lock = threading.Lock()
+
+
+def reader_for(path: Path) -> SpoolReader:
+    """This process's reader of the spool at ``path``, made at the first call."""
+    with _readers_lock:
+        reader = _readers.get(path)
+        if reader is None:
+            reader = _readers[path] = SpoolReader(path)
+        return reader
 
 
 async def spool_readiness(settings: Settings) -> tuple[dict[str, object] | None, str | None]:
@@ -79,8 +130,7 @@ async def spool_readiness(settings: Settings) -> tuple[dict[str, object] | None,
         return None, None
     path = settings.spool.path
     try:
-        view = await asyncio.to_thread(read_view, path, write_probe=True,
-                                       timeout=_ADMIN_TIMEOUT_SECONDS)
+        view = await reader_for(path).view(write_probe=True)
     except (sqlite3.Error, OSError) as exc:
         return {"path": str(path)}, f"spool: cannot write {path}: {exc.__class__.__name__}"
     return {"path": str(path), "depth": view.depth, "dead_letters": view.dead_letters,
@@ -93,8 +143,7 @@ async def spool_snapshot(settings: Settings) -> list[Snapshot]:
     if not in_use(settings):
         return []
     try:
-        view = await asyncio.to_thread(read_view, settings.spool.path,
-                                       timeout=_ADMIN_TIMEOUT_SECONDS)
+        view = await reader_for(settings.spool.path).view()
     except (sqlite3.Error, OSError):
         return []
     found = {r.route: r for r in view.routes}

@@ -17,12 +17,13 @@ groups many into one commit); the file is private to its owner (0600), since a r
 from __future__ import annotations
 
 import itertools
-import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from gateway.state.dbfile import connect_private, make_private
 
 __all__ = ["Entry", "Item", "RouteCounts", "claim", "connect", "dead_letter", "delivered",
            "entries", "expire", "insert", "probe", "purge", "reap", "release", "requeue",
@@ -106,17 +107,17 @@ class RouteCounts:
 def connect(path: Path, *, timeout: float = BUSY_TIMEOUT_SECONDS) -> sqlite3.Connection:
     """Open (creating if needed, mode 0600) the spool at ``path``; autocommit mode, so
     callers open their transactions themselves."""
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))  # -wal/-shm inherit the mode
-    db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+    # Never os.open the file here: closing that descriptor would drop this process's
+    # SQLite locks on it (state/dbfile.py).
+    db = connect_private(path, timeout=timeout)
     try:
         db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         db.execute("PRAGMA journal_mode = WAL")
         # FULL: the WAL is fsynced at every commit; an answered 200 is on disk.
         db.execute("PRAGMA synchronous = FULL")
         db.executescript(_SCHEMA)
-    except sqlite3.Error:
+        make_private(path)  # a -wal or -shm an older version left with another mode
+    except (sqlite3.Error, OSError):
         db.close()
         raise
     return db
@@ -271,11 +272,14 @@ def requeue(db: sqlite3.Connection, ids: Sequence[int] | None, now: float) -> in
     return sum(db.execute(sql + " AND id = ?", (now, now, i)).rowcount for i in ids)
 
 
-def purge(db: sqlite3.Connection, ids: Sequence[int] | None) -> int:
-    """Drop items (``None``: every dead letter); the number dropped."""
+def purge(db: sqlite3.Connection, ids: Sequence[int] | None, now: float) -> int:
+    """Drop items (``None``: every dead letter); the number dropped. As for ``requeue``, an
+    item a deliverer holds right now is left alone: it may be on its way to the backend."""
     if ids is None:
         return db.execute("DELETE FROM items WHERE dead = 1").rowcount
-    return sum(db.execute("DELETE FROM items WHERE id = ?", (i,)).rowcount for i in ids)
+    return sum(db.execute("DELETE FROM items WHERE id = ? AND "
+                          "(lease_owner IS NULL OR lease_until <= ?)", (i, now)).rowcount
+               for i in ids)
 
 
 def probe(db: sqlite3.Connection, now: float) -> None:

@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
 
+from gateway.state.dbfile import connect_private, make_private
+
 if TYPE_CHECKING:
     from gateway.config import StateSettings
 
@@ -157,15 +159,15 @@ class SQLiteState:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self._path, timeout=_BUSY_TIMEOUT_MS / 1000,
-                                 isolation_level=None, check_same_thread=False)
+            # 0600 like the spool: it holds the revoked token ids (state/dbfile.py).
+            db = connect_private(self._path, timeout=_BUSY_TIMEOUT_MS / 1000)
             db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             # WAL: the workers' readers never block on a writer; NORMAL: no fsync per
             # commit (a power cut may lose the last revocations, never corrupt the file).
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             db.executescript(_SCHEMA)
+            make_private(self._path)
             self._db = db
         return self._db
 

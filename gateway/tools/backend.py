@@ -62,13 +62,13 @@ class _Backend:
         self.last = {"method": request.method, "path": request.path,
                      "query": request.query_string, "headers": headers,
                      "body_bytes": len(body)}
+        status, delay = self.status, self.delay
         if self.file is not None:
-            entry = {**self.last, "body": body.decode("utf-8", "replace")}
+            entry = {**self.last, "status": status, "body": body.decode("utf-8", "replace")}
             # A buffered append of one line; flushed so a reader sees every push at once.
             self.file.write(json.dumps(entry, separators=(",", ":")) + "\n")
             self.file.flush()
         # Recorded before the delay: a push the gateway gave up on still reached the backend.
-        status, delay = self.status, self.delay
         if delay > 0:
             await asyncio.sleep(delay)
         if status < 200 or status in (204, 304):

@@ -4,7 +4,7 @@ live in ``tests/conftest.py``, shared with the adversarial suite). Nothing here 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from gateway.config.hashes import hash_secret
 from gateway.serve.server import RunningGateway
 
 from e2e_harness import CLIENT_SECRET, base_config
+from proc_harness import CapturedProcess
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +31,12 @@ async def gateway(cert_dir: Path, signing_keys: dict[str, Path], secret_hash: st
                   start: Callable[[Settings], Awaitable[RunningGateway]]) -> RunningGateway:
     config = base_config(cert_dir, signing_keys, secret_hash, backend[0] + "/segments/aam")
     return await start(write_config(config))
+
+
+@pytest.fixture
+async def processes() -> AsyncIterator[list[CapturedProcess]]:
+    """Processes a test starts; each is killed (its whole group) at the end."""
+    started: list[CapturedProcess] = []
+    yield started
+    for process in started:
+        process.kill()

@@ -12,94 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 
-from gateway.tools.seed import SEED_PAYLOAD
-
-from e2e_harness import base_config, fetch_token
+from e2e_harness import fetch_token
 from proc_harness import CapturedProcess, gateway_command
+from spool_harness import first_seen, free_port, push, recorded, spool_config, until
 
 pytestmark = pytest.mark.slow
 
 
 
 
-async def until(found: Callable[[], Any], seconds: float, context: list[str] | None = None
-                ) -> Any:
-    """Poll ``found`` until it is truthy, at most ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = found()
-        if result:
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError("timed out" + ("; last output:\n" + "\n".join(context[-20:])
-                                        if context else ""))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-async def processes() -> AsyncIterator[list[CapturedProcess]]:
-    started: list[CapturedProcess] = []
-    yield started
-    for process in started:
-        process.kill()
-
-
-def _config(tmp_path: Path, cert_dir: Path, signing_keys: dict[str, Path], secret_hash: str,
-            backend_port: int, workers: int = 1) -> Path:
-    config = base_config(cert_dir, signing_keys, secret_hash,
-                         f"http://127.0.0.1:{backend_port}/segments/aam")
-    config["server"].update({"workers": workers, "port": _free_port(), "http_port": None})
-    config["server"]["admin"]["port"] = _free_port()
-    config["routes"][0].update({"delivery": "spool", "timeout_seconds": 2})
-    config["state"] = {"path": str(tmp_path / "state.db")}
-    config["spool"] = {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.3}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-async def _push(session: aiohttp.ClientSession, port: int, token: str, request_id: str) -> int:
-    async with session.post(f"https://localhost:{port}/segments/aam", data=SEED_PAYLOAD,
-                            headers={"Authorization": f"Bearer {token}",
-                                     "Content-Type": "application/json",
-                                     "X-Request-Id": request_id}) as response:
-        await response.read()
-        return response.status
-
-
-def _recorded(path: Path) -> list[str]:
-    """The X-Request-Id of every push the backend recorded, in its order of arrival."""
-    if not path.exists():
-        return []
-    lines = path.read_text().splitlines()
-    entries = [json.loads(x)["headers"] for x in lines if x.endswith("}")]
-    return [next((v for k, v in h.items() if k.lower() == "x-request-id"), "") for h in entries]
-
-
-def _first_seen(ids: list[str]) -> list[str]:
-    return list(dict.fromkeys(ids))  # at least once: a duplicate is allowed, a loss is not
-
-
 async def test_kill_9_with_the_backend_down_loses_nothing_and_keeps_the_order(
         tmp_path: Path, cert_dir: Path, signing_keys: dict[str, Path], secret_hash: str,
         session: aiohttp.ClientSession, processes: list[CapturedProcess]) -> None:
-    backend_port = _free_port()  # nothing listens there: the backend is down
-    config = _config(tmp_path, cert_dir, signing_keys, secret_hash, backend_port)
+    backend_port = free_port()  # nothing listens there: the backend is down
+    config = spool_config(tmp_path, cert_dir, signing_keys, secret_hash, backend_port)
     gateway = gateway_command("serve", "-c", str(config))
     processes.append(gateway)
     port = (await gateway.serving())["https"]
@@ -110,7 +43,7 @@ async def test_kill_9_with_the_backend_down_loses_nothing_and_keeps_the_order(
         for i in range(10_000):
             started = time.monotonic()
             try:
-                status = await _push(session, port, token, f"push-{i:04d}")
+                status = await push(session, port, token, f"push-{i:04d}")
             except aiohttp.ClientError:
                 return  # the gateway was killed under this push: it was never answered
             assert status == 200 and time.monotonic() - started < 3.0  # IRIS's limit
@@ -130,10 +63,10 @@ async def test_kill_9_with_the_backend_down_loses_nothing_and_keeps_the_order(
     processes.append(backend)
     await backend.line("backend listening")
     received = await until(lambda: (lambda ids: ids if set(sent) <= set(ids) else None)(
-        _recorded(record)), 20.0, again.lines)
+        recorded(record)), 20.0, again.lines)
     # Every push answered 200 arrives, in order; one that was stored while the kill cut its
     # answer short may arrive too (at least once, never lost).
-    assert [x for x in _first_seen(received) if x in set(sent)] == sent
+    assert [x for x in first_seen(received) if x in set(sent)] == sent
     async with aiohttp.ClientSession() as plain:
         async def drained() -> bool:
             async with plain.get(f"http://127.0.0.1:{ports['admin']}/readyz") as response:
@@ -152,7 +85,7 @@ async def test_two_workers_deliver_each_push_once_in_order(
     backend = gateway_command("backend", "--port", "0", "--record", str(record))
     processes.append(backend)
     backend_port = int((await backend.line("backend listening")).rsplit(":", 1)[1])
-    config = _config(tmp_path, cert_dir, signing_keys, secret_hash, backend_port, workers=2)
+    config = spool_config(tmp_path, cert_dir, signing_keys, secret_hash, backend_port, workers=2)
     gateway = gateway_command("serve", "-c", str(config))
     processes.append(gateway)
     ports = await gateway.serving()
@@ -164,7 +97,7 @@ async def test_two_workers_deliver_each_push_once_in_order(
     async with aiohttp.ClientSession(connector=connector) as session:
         token = await fetch_token(session, port)
         for request_id in sent:
-            assert await _push(session, port, token, request_id) == 200
+            assert await push(session, port, token, request_id) == 200
     accepted_by = {r["pid"] for r in (json.loads(x) for x in gateway.lines if x.startswith("{"))
                    if r.get("request_id", "").startswith("w-")}
     assert len(accepted_by) == 2, "the pushes did not reach both workers"
@@ -185,4 +118,4 @@ async def test_two_workers_deliver_each_push_once_in_order(
             assert time.monotonic() < deadline, "\n".join(gateway.lines[-20:])
             await asyncio.sleep(0.1)
     assert count == len(sent)  # a second delivery of any item would count twice
-    assert _recorded(record) == sent
+    assert recorded(record) == sent

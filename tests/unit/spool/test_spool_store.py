@@ -133,7 +133,7 @@ def test_bounds_count_items_and_bytes_with_dead_letters(db: sqlite3.Connection) 
         store.dead_letter(db, int(second or 0), 400, "bad")
     assert store.totals(db) == (2, 20)  # a dead letter still occupies the disk
     with store.transaction(db):
-        assert store.purge(db, None) == 1
+        assert store.purge(db, None, 0.0) == 1
     assert store.totals(db) == (1, 10)
 
 
@@ -143,10 +143,18 @@ def test_requeue_and_purge(db: sqlite3.Connection) -> None:
         store.dead_letter(db, a, 400, "refused")
         store.dead_letter(db, b, 422, "refused")
         assert store.requeue(db, [a], 5000.0) == 1
-        assert store.purge(db, [b, 999]) == 1
+        assert store.purge(db, [b, 999], 5000.0) == 1
     assert [e.id for e in store.entries(db, dead_only=False, limit=10)] == [a, c]
     assert _claim(db, "x", now=5000.0) == [a, c]  # a requeued item keeps its place
     assert store.route_counts(db)[0].queued == 2
+
+
+def test_purge_leaves_an_item_in_delivery_alone(db: sqlite3.Connection) -> None:
+    (a,) = _put(db, 1)
+    assert _claim(db, "deliverer", now=100.0) == [a]  # leased: on its way to the backend
+    with store.transaction(db):
+        assert store.purge(db, [a], 101.0) == 0
+    assert [e.id for e in store.entries(db, dead_only=False, limit=10)] == [a]
 
 
 def test_route_counts_and_the_oldest_waiting_item(db: sqlite3.Connection) -> None:

@@ -1,0 +1,76 @@
+"""What the spool's process tests share: a spool-route configuration, pushes, and the
+backend's record of what arrived."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from gateway.tools.seed import SEED_PAYLOAD
+
+from e2e_harness import base_config
+
+__all__ = ["first_seen", "free_port", "push", "recorded", "spool_config", "until"]
+
+
+async def until(found: Callable[[], Any], seconds: float, context: list[str] | None = None
+                ) -> Any:
+    """Poll ``found`` until it is truthy, at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = found()
+        if result:
+            return result
+        await asyncio.sleep(0.05)
+    raise AssertionError("timed out" + ("; last output:\n" + "\n".join(context[-20:])
+                                        if context else ""))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def spool_config(tmp_path: Path, cert_dir: Path, signing_keys: dict[str, Path], secret_hash: str,
+            backend_port: int, workers: int = 1) -> Path:
+    config = base_config(cert_dir, signing_keys, secret_hash,
+                         f"http://127.0.0.1:{backend_port}/segments/aam")
+    config["server"].update({"workers": workers, "port": free_port(), "http_port": None})
+    config["server"]["admin"]["port"] = free_port()
+    config["routes"][0].update({"delivery": "spool", "timeout_seconds": 2})
+    config["state"] = {"path": str(tmp_path / "state.db")}
+    config["spool"] = {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.3}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+async def push(session: aiohttp.ClientSession, port: int, token: str, request_id: str) -> int:
+    async with session.post(f"https://localhost:{port}/segments/aam", data=SEED_PAYLOAD,
+                            headers={"Authorization": f"Bearer {token}",
+                                     "Content-Type": "application/json",
+                                     "X-Request-Id": request_id}) as response:
+        await response.read()
+        return response.status
+
+
+def recorded(path: Path) -> list[str]:
+    """The X-Request-Id of every push the backend recorded, in its order of arrival."""
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    entries = [json.loads(x)["headers"] for x in lines if x.endswith("}")]
+    return [next((v for k, v in h.items() if k.lower() == "x-request-id"), "") for h in entries]
+
+
+def first_seen(ids: list[str]) -> list[str]:
+    return list(dict.fromkeys(ids))  # at least once: a duplicate is allowed, a loss is not
