@@ -1,15 +1,15 @@
 """The one error hierarchy of the gateway and its single renderer.
 
-Every stage raises exactly one of these; ``render`` turns it into the JSON body of
-SPEC §6 (``{"error": ..., "error_description": ...}``) with the headers RFC 6749 §5.2 and
-RFC 6750 §3 require. Nothing else in the gateway writes an error response.
+Every stage raises exactly one of these; ``render`` turns it into the JSON error body
+(``{"error": ..., "error_description": ...}``, docs/architecture.md) with the headers
+RFC 6749 §5.2 and RFC 6750 §3 require. Nothing else in the gateway writes an error response.
 
     GatewayError
     ├── OAuth errors (RFC 6749 §5.2, RFC 6750 §3.1)
     │   InvalidRequestError, InvalidClientError, InvalidGrantError,
     │   UnauthorizedClientError, UnsupportedGrantTypeError, InvalidScopeError,
     │   InvalidTokenError, InsufficientScopeError, InsecureTransportError
-    └── HTTP errors (SPEC §6 short codes)
+    └── HTTP errors (docs/architecture.md short codes)
         NotFoundError, MethodNotAllowedError, UnsupportedMediaTypeError,
         PayloadTooLargeError, InvalidPayloadError, ForbiddenError, RateLimitedError,
         ServiceUnavailableError, BadGatewayError, GatewayTimeoutError, InternalError,

@@ -127,7 +127,7 @@ class InsufficientScopeError(_BearerError):
 class MissingTokenError(GatewayError):
     """RFC 6750 §3.1: "If the request lacks any authentication information ..., the
     resource server SHOULD NOT include an error code or other error information."
-    The JSON body still says ``invalid_token`` (SPEC §6 wants a body on every error);
+    The JSON body still says ``invalid_token`` (every error has a body);
     the challenge carries only the realm.
     https://www.rfc-editor.org/rfc/rfc6750#section-3.1"""
 
@@ -140,7 +140,7 @@ class MissingTokenError(GatewayError):
 
 
 class InsecureTransportError(GatewayError):
-    """SPEC §5.4 and the seed: "All requests, including the ones used to obtain and use
+    """docs/security.md and Adobe's OAuth page: "All requests, including the ones used to obtain and use
     the tokens must use HTTPS endpoints"; RFC 6749 §3.1/§3.2 require TLS."""
 
     error = "invalid_request"

@@ -28,7 +28,7 @@ def error_body(error: GatewayError) -> bytes:
 
 
 def render(error: GatewayError) -> web.Response:
-    """The one place an error becomes an HTTP answer (SPEC §6)."""
+    """The one place an error becomes an HTTP answer (docs/architecture.md)."""
     headers = {**NO_STORE_HEADERS, **error.headers()}
     return web.Response(
         status=error.status_code,
@@ -39,7 +39,7 @@ def render(error: GatewayError) -> web.Response:
 
 
 def respond_to(request: web.Request, exc: Exception) -> web.Response:
-    """The SPEC §6 answer to whatever a handler raised; never a stack trace on the wire."""
+    """The JSON error answer to whatever a handler raised; never a stack trace on the wire."""
     if isinstance(exc, GatewayError):
         return render(exc)
     if isinstance(exc, web.HTTPMethodNotAllowed):
@@ -64,7 +64,7 @@ def respond_to(request: web.Request, exc: Exception) -> web.Response:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every failure into SPEC §6's JSON (the admin app; the public app's front
+    """Turn every failure into the JSON error body (the admin app; the public app's front
     middleware in app.py does the same and counts refusals)."""
     try:
         return await handler(request)
