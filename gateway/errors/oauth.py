@@ -140,8 +140,8 @@ class MissingTokenError(GatewayError):
 
 
 class InsecureTransportError(GatewayError):
-    """docs/security.md and Adobe's OAuth page: "All requests, including the ones used to obtain and use
-    the tokens must use HTTPS endpoints"; RFC 6749 §3.1/§3.2 require TLS."""
+    """Adobe's OAuth page: "All requests, including the ones used to obtain and use the tokens
+    must use HTTPS endpoints"; RFC 6749 §3.1/§3.2 require TLS (docs/security.md)."""
 
     error = "invalid_request"
     status_code = 403
