@@ -38,6 +38,8 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         for line in exc.errors:
             print(f"  {line}", file=sys.stderr)
         return 2
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(settings.summary())
     return 0
 

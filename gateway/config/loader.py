@@ -5,6 +5,7 @@ ones (upstream TLS, state, spool, logging) are here.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ def load_text(text: str, source: Path, env: dict[str, str] | None = None) -> Set
     settings = _read_settings(reader, tree, source)
     if reader.errors:
         raise ConfigError(reader.errors)
-    return settings
+    return dataclasses.replace(settings, warnings=tuple(reader.warnings))
 
 # -- sections ------------------------------------------------------------------------
 

@@ -179,6 +179,7 @@ class Settings:
     state: StateSettings = field(default_factory=StateSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     spool: SpoolSettings = field(default_factory=SpoolSettings)
+    warnings: tuple[str, ...] = ()  # ``path: reason`` each; see ``Reader.warn``
 
     def summary(self) -> str:
         return (

@@ -81,9 +81,15 @@ class Reader:
     base_dir: Path
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     errors: list[str] = field(default_factory=list)
+    # Valid but probably not meant (a direct route slower than IRIS waits, say): reported by
+    # check-config and logged by serve, never a reason to refuse the file.
+    warnings: list[str] = field(default_factory=list)
 
     def fail(self, path: str, reason: str) -> None:
         self.errors.append(f"{path}: {reason}")
+
+    def warn(self, path: str, reason: str) -> None:
+        self.warnings.append(f"{path}: {reason}")
 
     # -- structure -------------------------------------------------------------------
     def mapping(self, value: Any, path: str, allowed: Iterable[str]) -> dict[str, Any]:

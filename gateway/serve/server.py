@@ -202,6 +202,9 @@ def serve(config: Path, worker: WorkerOptions | None = None) -> int:
             print(line, file=sys.stderr)
         return 2
     configure_logging(settings.logging)
+    if worker is None:  # the supervisor or the single process says it once, not each worker
+        for warning in settings.warnings:
+            log.warning("configuration: %s", warning, extra={"reason_id": "config_warning"})
     _install_uvloop()
     if settings.server.workers > 1 and worker is None:
         from gateway.serve.supervisor import supervise

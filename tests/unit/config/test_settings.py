@@ -167,3 +167,13 @@ def test_check_config_command(good: dict[str, object], tmp_path: Path) -> None:
     assert "server.port: expected an integer" in bad.stderr
     assert "routes[0].upstream: must be an http(s) URL" in bad.stderr
     assert "Traceback" not in bad.stderr + bad.stdout
+
+
+def test_warnings_do_not_refuse_the_file_and_check_config_prints_them(
+        tmp_path: Path) -> None:
+    from gateway.config.yamlpath import Reader
+
+    reader = Reader(base_dir=tmp_path)
+    reader.warn("routes[0].timeout_seconds", "at or above 3 s")
+    assert reader.warnings == ["routes[0].timeout_seconds: at or above 3 s"]
+    assert reader.errors == []
