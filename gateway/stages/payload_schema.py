@@ -45,6 +45,10 @@ class SchemaCheck:
 
     def __call__(self, body: bytes) -> None:
         check_utf8(body)
+        self.check_json(body)
+
+    def check_json(self, body: bytes) -> None:
+        """The check of a body already known to be UTF-8."""
         try:
             document = _DECODER.decode(body)
         except _DECODE_ERRORS as exc:
