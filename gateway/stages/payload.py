@@ -43,7 +43,7 @@ __all__ = ["LARGE_BODY_BYTES", "PayloadCheck", "PayloadViolation", "payload_chec
 
 # Above this a body is checked in slices (the memory and loop budget of one small push
 # is kept); below it one call costs at most a few milliseconds.
-LARGE_BODY_BYTES: Final = 256 * 1024
+LARGE_BODY_BYTES: Final = 384 * 1024
 _JSON_DECODER: Final = msgspec.json.Decoder(msgspec.Raw)
 _DECODE_ERRORS = (msgspec.DecodeError, RecursionError, UnicodeDecodeError)
 

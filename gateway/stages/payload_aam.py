@@ -109,6 +109,12 @@ def _check_regions(users: Iterable[Any], base: int = 0) -> None:
                                        "invalid_value")
 
 
+def _has_minus_zero(data: bytes) -> bool:
+    # A one-byte search is memchr (~100x faster than a two-byte one): most pushes hold no
+    # "-" at all.
+    return b"-" in data and b"-0" in data
+
+
 def _check_destination(top: Any, profile: Profile) -> None:
     lower, upper = top.AAM_Destination_Id, top.AAM_Destination_ID
     if profile.destination_required and lower is UNSET and upper is UNSET:
@@ -149,7 +155,7 @@ def check_whole(profile: Profile, body: bytes) -> None:
     _check_regions(push.Users)
     check_dates(push, push.Users)
     _check_destination(push, profile)
-    if b"-0" in body:  # a memchr-speed scan; IRIS sends no negative numbers
+    if _has_minus_zero(body):  # IRIS sends no negative numbers
         _check_user_signs(_check_top_signs(body, profile), 0)
 
 
@@ -175,7 +181,7 @@ async def check_sliced(profile: Profile, body: bytes) -> None:
     top = _decode(profile.shell, body, profile.rules)
     _check_destination(top, profile)
     check_dates(top, ())
-    if b"-0" in body:
+    if _has_minus_zero(body):
         _check_top_signs(body, profile)
     users: list[Raw] = top.Users
     for start, end in _slices(users):
@@ -186,7 +192,7 @@ async def check_sliced(profile: Profile, body: bytes) -> None:
             decoded = _decode(profile.users, chunk, profile.rules, within="Users", base=start)
             _check_regions(decoded, start)
             check_dates(None, decoded, start)
-            if b"-0" in chunk:
+            if _has_minus_zero(chunk):
                 _check_user_signs(SIGN_USERS.decode(chunk), start)
         await asyncio.sleep(0)
 
@@ -204,6 +210,6 @@ async def _check_large_user(profile: Profile, raw: Raw, index: int) -> None:
             if seg.DateTime is not UNSET and not _ONE_DATE.fullmatch(seg.DateTime):
                 raise PayloadViolation(f"{where}.Segments[{start + s}].DateTime", DATE,
                                        "invalid_value")
-        if b"-0" in chunk:
+        if _has_minus_zero(chunk):
             _check_segment_signs(SIGN_SEGMENTS.decode(chunk), f"{where}.Segments", start)
         await asyncio.sleep(0)

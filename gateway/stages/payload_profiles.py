@@ -12,8 +12,9 @@ Each profile has two sets of types. The *whole* set decodes a body in one call (
 bodies). The *shell* set stops one level down: ``Users`` (and a large user's ``Segments``)
 as ``msgspec.Raw``, views into the body, so a large body is checked a slice at a time
 (``payload_aam.py``). Fields that are only skipped are never built into Python objects:
-unknown fields are skipped by the parser, and ``AAM_Regions`` is a ``Raw`` whose first byte
-tells a list (a 10 KB gzip body inflating to megabytes of ``[{},{},...]`` costs nothing).
+unknown fields are skipped by the parser, and ``AAM_Regions`` is one ``Raw`` whose first
+byte tells a list, so a 10 KB gzip body inflating to megabytes of ``[{},{},...]`` builds no
+Python value.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class _StrictSegment(Struct, gc=False, kw_only=True):
 class _UserFields(Struct, gc=False, kw_only=True):
     AAM_UUID: _NonEmpty
     DataPartner_UUID: str | None = None
-    # Only "is it a list (or null)" is checked, on the first byte: never built.
+    # Only "is it a list (or null)" is checked, on the first byte of one Raw view: the
+    # elements are never built, however many (a list of Raw would cost an object each).
     AAM_Regions: Raw | UnsetType = UNSET
 
 
