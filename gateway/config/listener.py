@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from gateway.config.model import (
+    MAX_BODY_BYTES,
     AdminSettings,
     ServerSettings,
     TLSSettings,
@@ -49,7 +50,7 @@ def read_server(r: Reader, value: Any, path: str) -> ServerSettings:
             http_port, f"{path}.http_port", minimum=0, maximum=65535),
         trusted_proxies=r.networks(m.get("trusted_proxies"), f"{path}.trusted_proxies"),
         max_body_bytes=r.integer(m.get("max_body_bytes"), f"{path}.max_body_bytes",
-                                 default=10 * 1024 * 1024, minimum=1024, maximum=1 << 30),
+                                 default=MAX_BODY_BYTES, minimum=1024, maximum=1 << 30),
         admin=AdminSettings(
             host=r.string(admin.get("host"), f"{path}.admin.host", default="127.0.0.1"),
             port=r.integer(admin.get("port"), f"{path}.admin.port", default=9090,

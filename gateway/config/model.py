@@ -20,6 +20,7 @@ __all__ = [
     "ClientSettings",
     "ConfigError",
     "LoggingSettings",
+    "PayloadSchema",
     "RateLimitSettings",
     "RouteSettings",
     "ServerSettings",
@@ -37,6 +38,9 @@ Algorithm = Literal["ES256", "RS256", "EdDSA", "HS256"]
 ALGORITHMS: tuple[str, ...] = ("ES256", "RS256", "EdDSA", "HS256")
 RESERVED_PREFIXES = ("/oauth2/", "/.well-known/")
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+# IRIS sends at most ~10 users a message (docs/adobe.md): 1 MiB holds ten users of ~900
+# segments each, or a 3,000-user generated batch, and bounds what one request can cost.
+MAX_BODY_BYTES = 1 << 20
 KEY_PREFIX = re.compile(r"[A-Za-z0-9_\-:.{}]{1,64}")
 
 
@@ -62,7 +66,7 @@ class ServerSettings:
     tls: TLSSettings
     http_port: int | None = None
     trusted_proxies: tuple[Network, ...] = ()
-    max_body_bytes: int = 10 * 1024 * 1024
+    max_body_bytes: int = MAX_BODY_BYTES
     admin: AdminSettings = field(default_factory=AdminSettings)
 
 
@@ -109,9 +113,31 @@ class ClientSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignatureSettings:
+    """Adobe's request signature (docs/adobe.md): an HMAC any of ``keys`` may have made."""
+
     header: str = "X-Signature"
-    algorithm: Literal["sha256", "sha1", "md5"] = "sha256"
-    key: str = field(repr=False)
+    # HmacSHA1 is the default of Adobe's tool ("Use SHA1 unless the customer prefers otherwise").
+    algorithm: Literal["sha1", "sha256", "md5"] = "sha1"
+    keys: tuple[str, ...] = field(repr=False)  # any may match: a key rotation drops nothing
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PayloadSchema:
+    """A route's JSON Schema (draft 2020-12), checked when the file was loaded; the payload
+    stage compiles ``text`` once per configuration."""
+
+    path: Path
+    text: str = field(repr=False)
+
+
+PayloadProfile = Literal["aam-segments", "aam-segments-strict", "none", "schema"]
+PAYLOAD_PROFILES: tuple[str, ...] = ("aam-segments", "aam-segments-strict", "none")
+Delivery = Literal["direct", "spool", "fallback"]
+# IRIS counts an answer only within 3 s; a direct route's backend gets less than that.
+DIRECT_TIMEOUT_SECONDS = 2.5
+# Spool deliveries are not waited for by IRIS: the backend may take its time.
+SPOOL_TIMEOUT_SECONDS = 10.0
+IRIS_DEADLINE_SECONDS = 3.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,13 +147,23 @@ class RouteSettings:
     upstreams: tuple[str, ...]
     scope: str | None = None
     content_type: str = "application/json"
-    payload: Literal["aam-segments", "none"] = "aam-segments"
-    timeout_seconds: float = 10.0
+    auth: Literal["bearer", "signature"] = "bearer"
+    payload: PayloadProfile = "aam-segments"
+    payload_schema: PayloadSchema | None = None  # set when ``payload`` is "schema"
+    payload_mode: Literal["enforce", "report"] = "enforce"
+    timeout_seconds: float = DIRECT_TIMEOUT_SECONDS
     forward_authorization: bool = False
     identity_headers: bool = True
     success_status: int | None = 200
     signature: SignatureSettings | None = None
-    delivery: Literal["direct", "spool"] = "direct"
+    delivery: Delivery = "direct"
+    spool_after_seconds: float = 2.0  # fallback: the backend's time before the push is spooled
+
+    @property
+    def spools(self) -> bool:
+        """Whether pushes of this route may be stored (spool and fallback): its backend
+        being away loses nothing, and the spool delivers what waits."""
+        return self.delivery != "direct"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

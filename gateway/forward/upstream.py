@@ -117,19 +117,22 @@ class Forwarder:
 
     async def forward(self, request: web.Request, route: RouteSettings, body: bytes, *,
                       client_id: str | None, scope: str | None, request_id: str,
-                      forwarded_proto: str, client_address: str) -> web.Response:
+                      forwarded_proto: str, client_address: str,
+                      budget: float | None = None) -> web.Response:
         """Send ``body`` with ``request``'s method, query and cleaned headers to the route's
-        upstreams; return the backend's answer or raise 502/504."""
+        upstreams; return the backend's answer or raise 502/504. ``budget`` (seconds) replaces the
+        route's ``timeout_seconds`` (a fallback route waits less before it spools)."""
         method = request.method
         fields = request_fields(request.headers, method, len(body), route,
                                 client_id=client_id, scope=scope, request_id=request_id,
                                 forwarded_proto=forwarded_proto,
                                 client_address=client_address)
-        answer = await self.send(route, method, request.rel_url.raw_query_string, fields, body)
+        answer = await self.send(route, method, request.rel_url.raw_query_string, fields, body,
+                                 budget=budget)
         return _response(request, answer, route.success_status)
 
     async def send(self, route: RouteSettings, method: str, raw_query: str, fields: bytes,
-                   body: bytes) -> UpstreamAnswer:
+                   body: bytes, *, budget: float | None = None) -> UpstreamAnswer:
         """Send one request (its header block from ``request_fields``) to the route's
         upstreams, failing over on connect errors only; the backend's answer, whatever its
         status, or BadGatewayError / GatewayTimeoutError."""
@@ -137,7 +140,8 @@ class Forwarder:
         if plan is None or plan.route is not route:
             plan = self._plan(route)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + route.timeout_seconds
+        seconds = route.timeout_seconds if budget is None else budget
+        deadline = loop.time() + seconds
         last = len(plan.upstreams) - 1
         for index, upstream in enumerate(plan.upstreams):
             start_line = (f"{method} {upstream.request_target(raw_query)} HTTP/1.1\r\n"
@@ -161,7 +165,7 @@ class Forwarder:
             except TimeoutError as exc:
                 self.errors["timeout"] += 1
                 log.warning("upstream timeout reason_id=timeout upstream=%r seconds=%r",
-                            upstream.name, route.timeout_seconds)
+                            upstream.name, seconds)
                 raise GatewayTimeoutError() from exc
             except UpstreamBroken as exc:
                 # Reset, disconnect or an unparsable answer: the request may have arrived,

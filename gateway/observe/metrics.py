@@ -52,6 +52,11 @@ SCHEMA: dict[str, tuple[str, tuple[str, ...], str]] = {
     "gateway_upstream_errors_total": ("counter", ("kind",), "Failed forwards, by kind."),
     "gateway_payload_rejections_total": ("counter", ("route", "reason"),
                                          "Bodies refused before forwarding."),
+    "gateway_payload_violations_total": ("counter", ("route", "reason"),
+                                         "Bodies that failed their payload profile, refused "
+                                         "or (payload_mode: report) forwarded."),
+    "gateway_fallback_spooled_total": ("counter", ("route", "reason"),
+                                       "Fallback pushes spooled instead of relayed, by why."),
     "gateway_config_reloads_total": ("counter", ("result",), "SIGHUP reloads, ok or error."),
     "gateway_spool_accepted_total": ("counter", ("route",), "Requests stored by the spool."),
     "gateway_spool_refused_total": ("counter", ("route",),

@@ -66,11 +66,10 @@ async def readiness(probe: AdminProbe) -> tuple[bool, dict[str, object]]:
     if reason is not None:
         problems.append(f"keys: {reason}")
     urls = sorted({url for route in settings.routes for url in route.upstreams})
-    # A spool route accepts while its backend is away (docs/operations.md): its backend being down
-    # must not take the gateway out of a load balancer, which would refuse the very pushes
-    # the spool exists to keep. Only backends of direct routes decide readiness.
-    direct = {url for route in settings.routes if route.delivery == "direct"
-              for url in route.upstreams}
+    # A spool or fallback route accepts while its backend is away (docs/operations.md): its
+    # backend being down must not take the gateway out of a load balancer, which would
+    # refuse the very pushes the spool exists to keep. Only direct routes decide readiness.
+    direct = {url for route in settings.routes if not route.spools for url in route.upstreams}
     reasons = await asyncio.gather(*(check_reachable(url) for url in urls))
     waiting = [f"upstream: {r}" for url, r in zip(urls, reasons, strict=True)
                if r is not None and url not in direct]

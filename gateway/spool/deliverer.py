@@ -147,7 +147,7 @@ class Deliverer:
         """Whether this process has a spool to deliver: a spool route, or a spool file that
         a former configuration left (its items are delivered all the same)."""
         if not self._in_use:
-            self._in_use = (any(r.delivery == "spool" for r in runtime.settings.routes)
+            self._in_use = (any(r.spools for r in runtime.settings.routes)
                             or self._spool.writer.path.exists())
         return self._in_use
 

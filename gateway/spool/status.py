@@ -58,8 +58,9 @@ class SpoolView:
 
 
 def in_use(settings: Settings) -> bool:
-    """A spool route is configured, or a former configuration left a spool file."""
-    return (any(r.delivery == "spool" for r in settings.routes)
+    """A spool or fallback route is configured, or a former configuration left a spool
+    file."""
+    return (any(r.spools for r in settings.routes)
             or settings.spool.path.exists())
 
 
@@ -148,7 +149,7 @@ async def spool_snapshot(settings: Settings) -> list[Snapshot]:
         return []
     found = {r.route: r for r in view.routes}
     for route in settings.routes:  # a spool route with nothing stored shows 0, not nothing
-        if route.delivery == "spool":
+        if route.spools:
             found.setdefault(route.path, store.RouteCounts(route.path, 0, 0, 0, None))
     routes = sorted(found.values(), key=lambda r: r.route)
     return [{

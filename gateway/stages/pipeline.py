@@ -4,12 +4,15 @@ forward.
     1. https      (middleware, stages/https.py)     403 on plain HTTP
     2. route      (app.py dispatch, current runtime) 404, 405 + Allow
     3. authn      (stages/authn.py)                 401, 400, 403 insufficient_scope
+                                                     (``auth: bearer``, the default)
     4. limits     (stages/limits.py)                403, 429
     5. headers    (stages/headers.py)               415, 413; body read under the bound
        signature  (stages/signature.py)             401 when the route asks for it
-    6. payload    (stages/payload.py)               400 invalid_payload with a JSON path
+    6. payload    (stages/payload.py)               400 invalid_payload with a JSON path;
+                                                     ``payload_mode: report``: counted, passed
     7. forward    (upstream.py)                     502, 504; the backend's answer
-       or spool   (spool.py, ``delivery: spool``)   200 once stored; 503 when full
+       or spool   (spool/writer.py, ``delivery: spool``)   200 once stored; 503 when full
+       or both    (stages/fallback.py, ``delivery: fallback``)  the backend's answer, or stored
 
 The first failure raises and the error middleware answers; nothing that fails reaches the
 backend. Each route's handler is built once per configuration (``runtime.py``), with its
@@ -19,10 +22,11 @@ own slice of the configuration and that configuration's verifier and upstream po
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -36,12 +40,15 @@ from gateway.observe.metrics import Metrics
 from gateway.peer import client_address
 from gateway.spool.writer import Spool
 from gateway.stages.authn import authenticate
+from gateway.stages.fallback import Fallback
 from gateway.stages.headers import check_content_headers, read_body
 from gateway.stages.limits import ClientLimits
-from gateway.stages.payload import validate_aam_segments, validate_json
-from gateway.stages.signature import check_signature
+from gateway.stages.payload import LARGE_BODY_BYTES, PayloadViolation, payload_check
+from gateway.stages.signature import SignatureCheck
 
 __all__ = ["RouteEntry", "build_routes", "request_id"]
+
+log = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Unique, not secret: a per-process random prefix and a counter cost a fraction of
@@ -66,65 +73,101 @@ class RouteEntry:
     allowed: tuple[str, ...]
 
 
+Deliver = Callable[..., Awaitable[web.StreamResponse]]
+
+
+def _delivery(route: RouteSettings, forwarder: Forwarder, metrics: Metrics,
+              spool: Spool | None) -> Deliver:
+    """The last stage of ``route``: forward, spool, or fallback (forward, else spool)."""
+    if route.delivery != "direct":
+        if spool is None:
+            raise ValueError(f"route {route.path!r} spools but the app has no spool")
+        if route.delivery == "fallback":
+            return Fallback(route, forwarder, spool, metrics).deliver
+        accept = spool.accept
+
+        async def store(request: web.Request, body: bytes, *, client_id: str | None,
+                        scope: str | None, request_id: str, client_address: str
+                        ) -> web.StreamResponse:
+            return await accept(request, route, body, client_id=client_id, scope=scope,
+                                request_id=request_id, forwarded_proto="https",
+                                client_address=client_address)
+
+        return store
+    label = route.path
+    clock = time.perf_counter
+
+    async def forward(request: web.Request, body: bytes, *, client_id: str | None,
+                      scope: str | None, request_id: str, client_address: str
+                      ) -> web.StreamResponse:
+        started = clock()
+        try:
+            response = await forwarder.forward(
+                request, route, body, client_id=client_id, scope=scope,
+                request_id=request_id, forwarded_proto="https", client_address=client_address)
+        finally:
+            metrics.observe_upstream(label, clock() - started)
+        request[keys.TRACE].upstream_status = response.get(keys.UPSTREAM_STATUS)
+        return response
+
+    return forward
+
+
 def _route_handler(route: RouteSettings, settings: Settings, verifier: TokenVerifier,
                    forwarder: Forwarder, limits: ClientLimits, metrics: Metrics,
                    spool: Spool | None) -> Handler:
     realm = settings.tokens.realm
     max_bytes = settings.server.max_body_bytes
     trusted = settings.server.trusted_proxies
-    validate: Callable[[bytes], None] = {
-        "aam-segments": validate_aam_segments, "none": validate_json,
-    }[route.payload]
-    signature = route.signature
+    payload = payload_check(route)
+    check, check_large = payload.check, payload.check_large
+    report = route.payload_mode == "report"
+    signature = SignatureCheck(route.signature, realm) if route.signature is not None else None
+    bearer = route.auth == "bearer"
     scope = route.scope
     media_type = route.content_type
     label = route.path
-    clock = time.perf_counter
-    # Chosen once per route, so the direct path pays one test of a local per request.
-    accept = spool.accept if spool is not None and route.delivery == "spool" else None
-    if route.delivery == "spool" and accept is None:
-        raise ValueError(f"route {route.path!r} spools but the app has no spool")
+    deliver = _delivery(route, forwarder, metrics, spool)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         trace = request[keys.TRACE]
-        verified = authenticate(request, verifier, scope, realm)
-        request[keys.VERIFIED_TOKEN] = verified
-        trace.client_id = verified.client_id
+        client_id: str | None = None
+        scopes: str | None = None
+        if bearer:
+            verified = authenticate(request, verifier, scope, realm)
+            request[keys.VERIFIED_TOKEN] = verified
+            trace.client_id = client_id = verified.client_id
+            scopes = verified.scope
         address = client_address(request, trusted)
-        if limits.active:
-            limits.check(verified.client_id, address)
+        if client_id is not None and limits.active:
+            limits.check(client_id, address)
         gzip = check_content_headers(request, media_type, max_bytes)
         raw, body = await read_body(request, max_bytes, gzip=gzip)
         if signature is not None:
-            check_signature(request, raw, signature, realm)
-        validate(body)
-        if accept is not None:
-            return await accept(
-                request, route, body, client_id=verified.client_id,
-                scope=verified.scope, request_id=trace.request_id,
-                forwarded_proto="https", client_address=address)
-        started = clock()
+            signature.check(request, raw)
         try:
-            response = await forwarder.forward(
-                request, route, body,
-                client_id=verified.client_id,
-                scope=verified.scope,
-                request_id=trace.request_id,
-                forwarded_proto="https",
-                client_address=address,
-            )
-        finally:
-            metrics.observe_upstream(label, clock() - started)
-        trace.upstream_status = response.get(keys.UPSTREAM_STATUS)
-        return response
+            if len(body) <= LARGE_BODY_BYTES:
+                check(body)
+            else:
+                await check_large(body)
+        except PayloadViolation as violation:
+            metrics.count("gateway_payload_violations_total", label, violation.reason)
+            if not report:
+                raise
+            # The path and the rule only: a description never holds a value of the body.
+            log.warning("payload violation forwarded reason_id=payload_violation route=%r "
+                        "path=%r reason=%r", label, violation.path, violation.reason,
+                        extra={"reason_id": "payload_violation"})
+        return await deliver(request, body, client_id=client_id, scope=scopes,
+                             request_id=trace.request_id, client_address=address)
 
     return handle
 
 
 def build_routes(settings: Settings, verifier: TokenVerifier, forwarder: Forwarder,
                  metrics: Metrics, spool: Spool | None = None) -> dict[str, RouteEntry]:
-    """The route table of one configuration, keyed by path; ``delivery: spool`` routes
-    store into ``spool``."""
+    """The route table of one configuration, keyed by path; ``delivery: spool`` and
+    ``fallback`` routes store into ``spool``."""
     limits = ClientLimits(settings.clients)
     table: dict[str, RouteEntry] = {}
     for route in settings.routes:

@@ -1,9 +1,11 @@
 """The sample legacy backend (``gateway backend``, README.md): what the gateway protects.
 
 A plain-HTTP aiohttp app on loopback that accepts segment pushes (RFC 9110 POST, GET, PUT,
-... on any path), counts them (requests, bytes, and users: occurrences of ``"AAM_UUID"``,
-counted without parsing), optionally appends each one to a JSON-lines file, waits
-``delay`` seconds and answers ``status`` with ``{"received": ..., "count": N}``.
+... on any path), counts them (requests, bytes, users and segments: occurrences of the keys
+``"AAM_UUID"`` and ``"Segment_ID"``, counted without parsing), optionally appends each one to
+a JSON-lines file, waits ``delay`` seconds and answers ``status`` with
+``{"received": ..., "count": N, "users": U, "segments": S}``: the requests so far, and this
+push's users and segments.
 
 Two paths belong to the tool, not to the legacy API:
 
@@ -27,10 +29,11 @@ from aiohttp import web
 
 __all__ = ["create_backend_app", "run_backend"]
 
-# The gateway accepts bodies up to server.max_body_bytes (10 MiB by default); the backend
-# must never be the one refusing a large batch.
+# The gateway accepts bodies up to server.max_body_bytes (1 MiB by default, up to 1 GiB);
+# the backend must never be the one refusing a large batch.
 _MAX_BODY = 256 * 1024 * 1024
 _USER_MARKER = b'"AAM_UUID"'
+_SEGMENT_MARKER = b'"Segment_ID"'
 
 
 class _Backend:
@@ -47,6 +50,7 @@ class _Backend:
         self.requests = 0
         self.bytes = 0
         self.users = 0
+        self.segments = 0
         self.last: dict[str, Any] | None = None
 
     async def push(self, request: web.Request) -> web.Response:
@@ -54,7 +58,9 @@ class _Backend:
         self.requests += 1
         count = self.requests
         self.bytes += len(body)
-        self.users += body.count(_USER_MARKER)
+        users, segments = body.count(_USER_MARKER), body.count(_SEGMENT_MARKER)
+        self.users += users
+        self.segments += segments
         headers: dict[str, str] = {}
         for name, value in request.headers.items():
             # RFC 9110 §5.3: repeated fields combine into one comma-separated value.
@@ -73,12 +79,13 @@ class _Backend:
             await asyncio.sleep(delay)
         if status < 200 or status in (204, 304):
             return web.Response(status=status)  # RFC 9110 §15.3.5: these carry no content
-        return web.json_response({"received": 200 <= status < 300, "count": count},
-                                 status=status)
+        return web.json_response({"received": 200 <= status < 300, "count": count,
+                                  "users": users, "segments": segments}, status=status)
 
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response({
             "requests": self.requests, "bytes": self.bytes, "users": self.users,
+            "segments": self.segments,
             "status": self.status, "delay": self.delay, "last": self.last,
         })
 

@@ -5,9 +5,9 @@ fresh client), starts the sample backend and the gateway as their own processes 
 loopback ports, then: (1) sends the seed's token request byte for byte, (2) pushes the
 seed's payload byte for byte and a generated batch, (3) shows refusals with their answers,
 (4) runs a short load test with the IRIS simulator, (5) prints a few lines of /metrics and
-of the access log, (6) stops the backend, pushes to a ``delivery: spool`` route (all
-answered 200), starts the backend again and shows every push arrive in order
-(``demo_spool.py``), and stops everything it started.
+of the access log, (6) stops the backend, pushes to a ``delivery: spool`` and a
+``delivery: fallback`` route (all answered 200), starts the backend again and shows every
+push arrive in order (``demo_spool.py``), and stops everything it started.
 Secrets and tokens are shown shortened: "tokens are passwords" (the seed).
 """
 
@@ -35,7 +35,7 @@ from rich.console import Console
 
 from gateway.config.hashes import hash_opaque, hash_secret
 from gateway.tools.certs import create_dev_certificates, write_private
-from gateway.tools.demo_spool import SPOOL_PATH, spool_walkthrough
+from gateway.tools.demo_spool import FALLBACK_PATH, SPOOL_PATH, spool_walkthrough
 from gateway.tools.loadtest import run_load
 from gateway.tools.loadtest_options import LoadOptions, basic_credential
 from gateway.tools.payloads import make_payload_bytes
@@ -95,7 +95,9 @@ def _prepare(workdir: Path, console: Console) -> tuple[Path, str]:
         "routes": [{"path": "/segments/aam", "methods": ["POST", "GET"],
                     "upstream": "${BACKEND_URL}", "scope": "segments:write"},
                    {"path": SPOOL_PATH, "methods": ["POST"], "upstream": "${BACKEND_URL}",
-                    "scope": "segments:write", "delivery": "spool"}],
+                    "scope": "segments:write", "delivery": "spool"},
+                   {"path": FALLBACK_PATH, "methods": ["POST"], "upstream": "${BACKEND_URL}",
+                    "scope": "segments:write", "delivery": "fallback"}],
         "state": {"path": str(demo_dir / "gateway.db")},
         # Short backoff, so the demo sees the backend's return within a second.
         "spool": {"path": str(demo_dir / "spool.db"), "retry_initial_seconds": 0.2,

@@ -1,10 +1,13 @@
-"""``gateway demo``, step 6: spool delivery (docs/operations.md) with the backend stopped.
+"""``gateway demo``, step 6: spool and fallback delivery (docs/operations.md) with the backend
+stopped.
 
-The demo's configuration has a second route, ``/segments/spooled``, with ``delivery: spool``.
-This step stops the sample backend process, pushes a batch of the seed's payload to that
-route (each answered ``200`` at once: stored on disk first), shows ``/readyz``'s spool
-report, starts the backend again on the same port and waits until every push has arrived,
-checking the order from the ``X-Request-Id`` the backend recorded.
+The demo's configuration has a second route, ``/segments/spooled``, with ``delivery: spool``,
+and a third, ``/segments/fallback``, with ``delivery: fallback``. This step pushes once to
+the fallback route while the backend runs (its own answer comes back), stops the sample
+backend process, pushes a batch of the seed's payload to both routes (each answered ``200``
+at once: stored on disk first), shows ``/readyz``'s spool report, starts the backend again
+on the same port and waits until every push has arrived, checking each route's order from
+the ``X-Request-Id`` the backend recorded.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from rich.console import Console
 
 from gateway.tools.seed import SEED_PAYLOAD
 
-__all__ = ["SPOOL_PATH", "spool_walkthrough"]
+__all__ = ["FALLBACK_PATH", "SPOOL_PATH", "spool_walkthrough"]
 
 SPOOL_PATH = "/segments/spooled"
+FALLBACK_PATH = "/segments/fallback"
 PUSHES = 20
+FALLBACK_PUSHES = 5
 _ARRIVAL_SECONDS = 15.0
 
 
@@ -46,14 +51,20 @@ async def spool_walkthrough(console: Console, ports: dict[str, int], context: ss
     """Run step 6; False when a push was refused or did not arrive in time."""
     https = f"https://localhost:{ports['https']}"
     admin = f"http://127.0.0.1:{ports['admin']}"
-    console.rule(f"6. Spool delivery: the backend stops, {SPOOL_PATH} keeps answering 200")
-    await asyncio.to_thread(stop_backend)
-    console.print("  the sample backend process is stopped (its port refuses connections)")
+    console.rule(f"6. Spool delivery: the backend stops, {SPOOL_PATH} and {FALLBACK_PATH} "
+                 "keep answering 200")
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as client:
         async with client.post(https + "/oauth2/token", data="grant_type=client_credentials",
                                headers={"Authorization": f"Basic {basic}", "Content-Type":
                                         "application/x-www-form-urlencoded"}) as response:
             token = (await response.json())["access_token"]
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        async with client.post(https + FALLBACK_PATH, data=SEED_PAYLOAD,
+                               headers=headers) as response:
+            console.print(f"  backend up: POST {FALLBACK_PATH} → {response.status} "
+                          f"{await response.text()} (the backend's own answer)")
+        await asyncio.to_thread(stop_backend)
+        console.print("  the sample backend process is stopped (its port refuses connections)")
         sent, slowest, statuses = [], 0.0, []
         for i in range(PUSHES):
             request_id = f"spool-demo-{i:02d}"
@@ -67,6 +78,19 @@ async def spool_walkthrough(console: Console, ports: dict[str, int], context: ss
             sent.append(request_id)
         console.print(f"  {PUSHES} pushes to {SPOOL_PATH}: statuses {sorted(set(statuses))}, "
                       f"slowest answer {slowest * 1000:.1f} ms (IRIS allows 3,000)")
+        fallback, answer = [], ""
+        for i in range(FALLBACK_PUSHES):
+            request_id = f"fallback-demo-{i:02d}"
+            started = time.perf_counter()
+            async with client.post(https + FALLBACK_PATH, data=SEED_PAYLOAD, headers={
+                    **headers, "X-Request-Id": request_id}) as response:
+                answer = await response.text()
+                statuses.append(response.status)
+            slowest = max(slowest, time.perf_counter() - started)
+            fallback.append(request_id)
+        console.print(f"  {FALLBACK_PUSHES} pushes to {FALLBACK_PATH}: the last answered "
+                      f"{statuses[-1]} {answer}; slowest answer of all "
+                      f"{slowest * 1000:.1f} ms")
         async with client.get(admin + "/readyz") as response:
             ready = await response.json()
         # Not ready: the demo's direct route shares this backend. A gateway whose only
@@ -80,13 +104,15 @@ async def spool_walkthrough(console: Console, ports: dict[str, int], context: ss
     started = time.monotonic()
     while time.monotonic() - started < _ARRIVAL_SECONDS:
         arrived = _arrived(record)
-        if set(sent) <= set(arrived):
+        if set(sent) | set(fallback) <= set(arrived):
             break
         await asyncio.sleep(0.05)
     first_seen = [x for x in dict.fromkeys(arrived) if x in set(sent)]
-    in_order = first_seen == sent
-    console.print(f"  the backend received {len(first_seen)} of {PUSHES} "
-                  f"{'in arrival order' if in_order else 'NOT in order'}, "
+    fallback_seen = [x for x in dict.fromkeys(arrived) if x in set(fallback)]
+    in_order = first_seen == sent and fallback_seen == fallback
+    console.print(f"  the backend received {len(first_seen)} of {PUSHES} spooled and "
+                  f"{len(fallback_seen)} of {FALLBACK_PUSHES} fallback pushes "
+                  f"{'each in arrival order' if in_order else 'NOT in order'}, "
                   f"{time.monotonic() - started:.1f} s after it came back (retries back off "
                   "exponentially, with jitter)")
     async with aiohttp.ClientSession() as plain, plain.get(admin + "/metrics") as response:
@@ -95,4 +121,4 @@ async def spool_walkthrough(console: Console, ports: dict[str, int], context: ss
         if line.startswith(("gateway_spool_accepted", "gateway_spool_delivered",
                             "gateway_spool_retries", "gateway_spool_depth")):
             console.print(f"  {line}", markup=False)
-    return in_order and len(first_seen) == PUSHES
+    return in_order and len(first_seen) == PUSHES and len(fallback_seen) == FALLBACK_PUSHES

@@ -8,6 +8,11 @@ The load tester, the demo and the benchmarks import this module, so its interfac
     The same document as compact UTF-8 JSON, ready to be a request body.
 ``java_date(moment: datetime) -> str``
     ``moment`` in Java's ``Date.toString()`` format in UTC: ``Wed Jul 27 16:17:42 UTC 2016``.
+``IRIS_SHAPED_PUSH: bytes``
+    A push with the shape of the sample on Adobe's IRIS page (docs/adobe.md): no
+    ``User_DPID``, a ``User_count`` that disagrees with ``Users``, 4-space indentation;
+    the values are made up. The faithful ``aam-segments`` profile accepts it, the strict one
+    does not.
 
 What a generated document looks like, and why:
 
@@ -34,7 +39,39 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["java_date", "make_payload", "make_payload_bytes"]
+__all__ = ["IRIS_SHAPED_PUSH", "java_date", "make_payload", "make_payload_bytes"]
+
+IRIS_SHAPED_PUSH = b"""{
+    "ProcessTime": "Tue Mar 04 09:30:05 UTC 2025",
+    "Client_ID": "310577",
+    "AAM_Destination_Id": "48213",
+    "User_count": "3",
+    "Users": [
+        {
+            "AAM_UUID": "51880347210963314271938566402175593301",
+            "DataPartner_UUID": "CAESEKq1-Ztr8wPd2mJxb4LhY0c",
+            "Segments": [
+                {
+                    "Segment_ID": "7710342",
+                    "Status": "1",
+                    "DateTime": "Tue Mar 04 09:29:41 UTC 2025"
+                }
+            ]
+        },
+        {
+            "AAM_UUID": "09345521876610290034871562230916448120",
+            "DataPartner_UUID": "CAESEHn3QpL0-vkbYt9Wd2aXe1s|VqGhKwAAAT8pLm3z",
+            "Segments": [
+                {
+                    "Segment_ID": "7710342",
+                    "Status": "0",
+                    "DateTime": "Tue Mar 04 09:29:58 UTC 2025"
+                }
+            ]
+        }
+    ]
+}
+"""
 
 # Java's Date.toString() always uses English names, whatever the locale; strftime's %a/%b
 # follow the process locale, so the names are spelled out here.

@@ -13,12 +13,15 @@ from typing import Any
 
 import aiohttp
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.tools.seed import SEED_PAYLOAD
 
 from e2e_harness import base_config
+from proc_harness import CapturedProcess, gateway_command
 
-__all__ = ["first_seen", "free_port", "push", "recorded", "spool_config", "until"]
+__all__ = ["admin_metrics", "backend_process", "first_seen", "free_port", "push", "recorded",
+           "spool_config", "until"]
 
 
 async def until(found: Callable[[], Any], seconds: float, context: list[str] | None = None
@@ -74,3 +77,23 @@ def recorded(path: Path) -> list[str]:
 
 def first_seen(ids: list[str]) -> list[str]:
     return list(dict.fromkeys(ids))  # at least once: a duplicate is allowed, a loss is not
+
+
+async def backend_process(processes: list[CapturedProcess], record: Path | None = None,
+                          port: int = 0) -> tuple[str, CapturedProcess]:
+    """``gateway backend`` as its own process: (its base URL, the process)."""
+    args = ["backend", "--port", str(port)] + (["--record", str(record)] if record else [])
+    process = gateway_command(*args)
+    processes.append(process)
+    line = await process.line("backend listening")
+    return line.rsplit(" ", 1)[1], process
+
+
+async def admin_metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The admin listener's /metrics: (name, sorted labels) -> value."""
+    async with aiohttp.ClientSession() as plain, \
+            plain.get(f"http://127.0.0.1:{port}/metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}

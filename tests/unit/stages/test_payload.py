@@ -1,7 +1,9 @@
-"""Unit tests for the payload stage: every docs/adobe.md rule of ``aam-segments``, and JSON checks.
+"""Unit tests for the payload stage: every rule of ``aam-segments`` (the faithful default) and
+``aam-segments-strict`` (docs/configuration.md), and JSON checks.
 
 Each rule has a passing and a failing case; failures are checked for the JSON path the
-description names, and every description for the RFC 6749 §5.2 character set.
+description names, and every description for the RFC 6749 §5.2 character set. A rule both
+profiles share is tested with both (the ``validate`` fixture).
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.errors import InvalidPayloadError
-from gateway.stages.payload import validate_aam_segments, validate_json
+from gateway.stages.payload import (
+    PayloadViolation,
+    validate_aam_segments,
+    validate_aam_segments_strict,
+    validate_json,
+)
 from gateway.tools.payloads import java_date, make_payload, make_payload_bytes
 
 # The seed's sample exactly as printed on Adobe's page (docs/adobe.md), "User_count": "2"
@@ -84,11 +91,24 @@ def with_change(change: Callable[[dict[str, Any]], None]) -> bytes:
     return encode(value)
 
 
-def rejects(body: bytes, validate: Callable[[bytes], None] = validate_aam_segments) -> str:
-    """Validate ``body``, expect InvalidPayloadError, check and return its description."""
-    with pytest.raises(InvalidPayloadError) as caught:
+Validate = Callable[[bytes], None]
+PROFILES = {"aam-segments": validate_aam_segments,
+            "aam-segments-strict": validate_aam_segments_strict}
+
+
+@pytest.fixture(params=list(PROFILES))
+def validate(request: pytest.FixtureRequest) -> Validate:
+    """Each Adobe profile in turn."""
+    return PROFILES[request.param]
+
+
+def rejects(body: bytes, validate: Validate = validate_aam_segments_strict) -> str:
+    """Validate ``body``, expect PayloadViolation, check and return its description."""
+    with pytest.raises(PayloadViolation) as caught:
         validate(body)
     text = caught.value.text
+    assert isinstance(caught.value, InvalidPayloadError)  # 400 invalid_payload
+    assert text.startswith(caught.value.path + ": ")
     # Our own description survived GatewayError's character check (it was not replaced).
     assert text != InvalidPayloadError.description
     assert DESCRIPTION_CHARS.match(text) and len(text) < 200, text
@@ -102,87 +122,88 @@ def seg(value: dict[str, Any], user: int = 1, segment: int = 1) -> dict[str, Any
 # --- valid documents -------------------------------------------------------------------
 
 
-def test_seed_sample_passes() -> None:
-    validate_aam_segments(SEED_SAMPLE)
+def test_seed_sample_passes(validate: Validate) -> None:
+    validate(SEED_SAMPLE)
 
 
 @pytest.mark.skipif(not SHARED_VECTOR.exists(), reason="shared vectors not present")
-def test_shared_vector_passes() -> None:
-    validate_aam_segments(SHARED_VECTOR.read_bytes())
+def test_shared_vector_passes(validate: Validate) -> None:
+    validate(SHARED_VECTOR.read_bytes())
 
 
-def test_base_document_passes() -> None:
-    validate_aam_segments(encode(doc()))
+def test_base_document_passes(validate: Validate) -> None:
+    validate(encode(doc()))
 
 
-def test_table_spelling_of_destination_id_passes() -> None:
+def test_table_spelling_of_destination_id_passes(validate: Validate) -> None:
     def change(v: dict[str, Any]) -> None:
         v["AAM_Destination_ID"] = v.pop("AAM_Destination_Id")
 
-    validate_aam_segments(with_change(change))
+    validate(with_change(change))
 
 
 @pytest.mark.parametrize(("lower", "upper"), [("423", "423"), ("423", 423), (423, "0423")])
-def test_both_destination_spellings_pass_when_equal(lower: object, upper: object) -> None:
+def test_both_destination_spellings_pass_when_equal(
+        lower: object, upper: object, validate: Validate) -> None:
     def change(v: dict[str, Any]) -> None:
         v["AAM_Destination_Id"], v["AAM_Destination_ID"] = lower, upper
 
-    validate_aam_segments(with_change(change))
+    validate(with_change(change))
 
 
-def test_numbers_as_json_numbers_pass() -> None:
+def test_numbers_as_json_numbers_pass(validate: Validate) -> None:
     def change(v: dict[str, Any]) -> None:
         v.update(User_DPID=12345, Client_ID=74323, AAM_Destination_Id=423, User_count=2)
         for user in v["Users"]:
             for s in user["Segments"]:
                 s.update(Segment_ID=int(s["Segment_ID"]), Status=int(s["Status"]))
 
-    validate_aam_segments(with_change(change))
+    validate(with_change(change))
 
 
 @pytest.mark.parametrize("value", ["", None, "ABCDEF0123456789abcdef"])
-def test_data_partner_uuid_blank_null_or_set_passes(value: object) -> None:
-    validate_aam_segments(with_change(lambda v: v["Users"][0].update(DataPartner_UUID=value)))
+def test_data_partner_uuid_blank_null_or_set_passes(value: object, validate: Validate) -> None:
+    validate(with_change(lambda v: v["Users"][0].update(DataPartner_UUID=value)))
 
 
-def test_data_partner_uuid_absent_passes() -> None:
-    validate_aam_segments(with_change(lambda v: v["Users"][0].pop("DataPartner_UUID")))
+def test_data_partner_uuid_absent_passes(validate: Validate) -> None:
+    validate(with_change(lambda v: v["Users"][0].pop("DataPartner_UUID")))
 
 
 @pytest.mark.parametrize("regions", [[], ["9"], [9, "7"], None])
-def test_aam_regions_list_or_null_passes(regions: object) -> None:
-    validate_aam_segments(with_change(lambda v: v["Users"][0].update(AAM_Regions=regions)))
+def test_aam_regions_list_or_null_passes(regions: object, validate: Validate) -> None:
+    validate(with_change(lambda v: v["Users"][0].update(AAM_Regions=regions)))
 
 
 @pytest.mark.parametrize(
     "segment_id", ["14356", "free text: segment #1 (beta)", "seg-\u00e9", 7, -1]
 )
-def test_segment_id_free_text_or_integer_passes(segment_id: object) -> None:
-    validate_aam_segments(with_change(lambda v: seg(v).update(Segment_ID=segment_id)))
+def test_segment_id_free_text_or_integer_passes(segment_id: object, validate: Validate) -> None:
+    validate(with_change(lambda v: seg(v).update(Segment_ID=segment_id)))
 
 
 @pytest.mark.parametrize("status", ["1", "0", 1, 0])
-def test_status_one_or_zero_passes(status: object) -> None:
-    validate_aam_segments(with_change(lambda v: seg(v).update(Status=status)))
+def test_status_one_or_zero_passes(status: object, validate: Validate) -> None:
+    validate(with_change(lambda v: seg(v).update(Status=status)))
 
 
-def test_empty_segments_list_passes() -> None:
-    validate_aam_segments(with_change(lambda v: v["Users"][0].update(Segments=[])))
+def test_empty_segments_list_passes(validate: Validate) -> None:
+    validate(with_change(lambda v: v["Users"][0].update(Segments=[])))
 
 
 @pytest.mark.parametrize("count", ["2", "1", "99", 0, "0"])
-def test_user_count_not_compared_with_users(count: object) -> None:
-    validate_aam_segments(with_change(lambda v: v.update(User_count=count)))
+def test_user_count_not_compared_with_users(count: object, validate: Validate) -> None:
+    validate(with_change(lambda v: v.update(User_count=count)))
 
 
 @pytest.mark.parametrize("value", ["0", "1", "123456789012345678", 0, 10**18 - 1])
-def test_integer_fields_bounds_pass(value: object) -> None:
-    validate_aam_segments(with_change(lambda v: v.update(User_DPID=value)))
+def test_integer_fields_bounds_pass(value: object, validate: Validate) -> None:
+    validate(with_change(lambda v: v.update(User_DPID=value)))
 
 
 @pytest.mark.parametrize("client_id", ["74323", "acme-eu", "", 74323])
-def test_client_id_string_or_integer_passes(client_id: object) -> None:
-    validate_aam_segments(with_change(lambda v: v.update(Client_ID=client_id)))
+def test_client_id_string_or_integer_passes(client_id: object, validate: Validate) -> None:
+    validate(with_change(lambda v: v.update(Client_ID=client_id)))
 
 
 @pytest.mark.parametrize(
@@ -196,25 +217,25 @@ def test_client_id_string_or_integer_passes(client_id: object) -> None:
         "Thu Jul 7 16:17:42 UTC 2016",
     ],
 )
-def test_java_dates_pass(date: str) -> None:
+def test_java_dates_pass(date: str, validate: Validate) -> None:
     def change(v: dict[str, Any]) -> None:
         v["ProcessTime"] = seg(v)["DateTime"] = date
 
-    validate_aam_segments(with_change(change))
+    validate(with_change(change))
 
 
-def test_extra_fields_pass_everywhere() -> None:
+def test_extra_fields_pass_everywhere(validate: Validate) -> None:
     def change(v: dict[str, Any]) -> None:
         v["Extra"] = {"nested": [1, 2.5, None, True, {"x": "y"}]}
         v["Users"][0]["Extra"] = "anything"
         seg(v)["Extra"] = [1e300, -0]
 
-    validate_aam_segments(with_change(change))
+    validate(with_change(change))
 
 
-def test_generated_payloads_pass() -> None:
+def test_generated_payloads_pass(validate: Validate) -> None:
     for seed in range(20):
-        validate_aam_segments(make_payload_bytes(seed % 7 + 1, random.Random(seed)))
+        validate(make_payload_bytes(seed % 7 + 1, random.Random(seed)))
 
 
 # --- the destination id ----------------------------------------------------------------
@@ -225,8 +246,8 @@ def test_no_destination_id_fails() -> None:
     assert text.startswith("AAM_Destination_Id: is required")
 
 
-def test_two_different_destination_ids_fail() -> None:
-    text = rejects(with_change(lambda v: v.update(AAM_Destination_ID="424")))
+def test_two_different_destination_ids_fail(validate: Validate) -> None:
+    text = rejects(with_change(lambda v: v.update(AAM_Destination_ID="424")), validate)
     assert text == "AAM_Destination_ID: differs from AAM_Destination_Id"
 
 
@@ -264,13 +285,13 @@ def test_missing_required_field_fails_with_path(
 
 
 @pytest.mark.parametrize("status", ["2", 2, "01", " 1", "1 ", "true", True, 1.0, None, "", -1])
-def test_status_other_than_one_or_zero_fails_with_path(status: object) -> None:
-    text = rejects(with_change(lambda v: seg(v).update(Status=status)))
+def test_status_other_than_one_or_zero_fails_with_path(status: object, validate: Validate) -> None:
+    text = rejects(with_change(lambda v: seg(v).update(Status=status)), validate)
     assert text.startswith("Users[1].Segments[1].Status: must be 1 or 0")
 
 
-def test_status_error_does_not_echo_the_value() -> None:
-    text = rejects(with_change(lambda v: seg(v).update(Status="9" * 500)))
+def test_status_error_does_not_echo_the_value(validate: Validate) -> None:
+    text = rejects(with_change(lambda v: seg(v).update(Status="9" * 500)), validate)
     assert text == "Users[1].Segments[1].Status: must be 1 or 0"
 
 
@@ -285,37 +306,38 @@ def test_integer_field_wrong_type_or_value_fails(field: str, value: object) -> N
     assert text.startswith(f"{field}: must be an integer or a string of 1 to 18 digits")
 
 
-def test_type_error_names_the_json_type_received() -> None:
-    text = rejects(with_change(lambda v: v.update(User_DPID=True)))
+def test_type_error_names_the_json_type_received(validate: Validate) -> None:
+    text = rejects(with_change(lambda v: v.update(User_DPID=True)), validate)
     assert text.endswith("(got boolean)")
 
 
 @pytest.mark.parametrize("value", [1.5, True, None, [], {}])
-def test_client_id_wrong_type_fails(value: object) -> None:
-    assert rejects(with_change(lambda v: v.update(Client_ID=value))).startswith("Client_ID: ")
+def test_client_id_wrong_type_fails(value: object, validate: Validate) -> None:
+    text = rejects(with_change(lambda v: v.update(Client_ID=value)), validate)
+    assert text.startswith("Client_ID: ")
 
 
 @pytest.mark.parametrize("value", ["", 19393572368547369350319949416899715727, None, []])
-def test_aam_uuid_not_a_non_empty_string_fails(value: object) -> None:
-    text = rejects(with_change(lambda v: v["Users"][1].update(AAM_UUID=value)))
+def test_aam_uuid_not_a_non_empty_string_fails(value: object, validate: Validate) -> None:
+    text = rejects(with_change(lambda v: v["Users"][1].update(AAM_UUID=value)), validate)
     assert text.startswith("Users[1].AAM_UUID: must be a non-empty string")
 
 
 @pytest.mark.parametrize("value", [4250948725049857, True, [], {}])
-def test_data_partner_uuid_wrong_type_fails(value: object) -> None:
-    text = rejects(with_change(lambda v: v["Users"][0].update(DataPartner_UUID=value)))
+def test_data_partner_uuid_wrong_type_fails(value: object, validate: Validate) -> None:
+    text = rejects(with_change(lambda v: v["Users"][0].update(DataPartner_UUID=value)), validate)
     assert text.startswith("Users[0].DataPartner_UUID: must be a string")
 
 
 @pytest.mark.parametrize("regions", ["9", 9, {"9": 1}, True])
-def test_aam_regions_not_a_list_fails(regions: object) -> None:
-    text = rejects(with_change(lambda v: v["Users"][0].update(AAM_Regions=regions)))
+def test_aam_regions_not_a_list_fails(regions: object, validate: Validate) -> None:
+    text = rejects(with_change(lambda v: v["Users"][0].update(AAM_Regions=regions)), validate)
     assert text.startswith("Users[0].AAM_Regions: must be a list")
 
 
 @pytest.mark.parametrize("segment_id", ["", 1.5, True, None, ["1"]])
-def test_segment_id_wrong_type_fails(segment_id: object) -> None:
-    text = rejects(with_change(lambda v: seg(v).update(Segment_ID=segment_id)))
+def test_segment_id_wrong_type_fails(segment_id: object, validate: Validate) -> None:
+    text = rejects(with_change(lambda v: seg(v).update(Segment_ID=segment_id)), validate)
     assert text.startswith("Users[1].Segments[1].Segment_ID: must be a non-empty string")
 
 
@@ -325,51 +347,51 @@ def test_segment_id_wrong_type_fails(segment_id: object) -> None:
      "Wed Jul 27 16:17:42 UTC 16", " Wed Jul 27 16:17:42 UTC 2016", 1469636262,
      "Wed Jul 27 16:17:42 UTC 2016\nWed Jul 27 16:17:42 UTC 2016"],
 )  # fmt: skip
-def test_bad_segment_date_fails_with_path(date: object) -> None:
-    text = rejects(with_change(lambda v: seg(v).update(DateTime=date)))
+def test_bad_segment_date_fails_with_path(date: object, validate: Validate) -> None:
+    text = rejects(with_change(lambda v: seg(v).update(DateTime=date)), validate)
     assert text.startswith("Users[1].Segments[1].DateTime: must be a date like")
 
 
-def test_bad_process_time_fails() -> None:
-    text = rejects(with_change(lambda v: v.update(ProcessTime="yesterday")))
+def test_bad_process_time_fails(validate: Validate) -> None:
+    text = rejects(with_change(lambda v: v.update(ProcessTime="yesterday")), validate)
     assert text.startswith("ProcessTime: must be a date like")
 
 
-def test_first_bad_date_in_document_order_is_named() -> None:
+def test_first_bad_date_in_document_order_is_named(validate: Validate) -> None:
     def change(v: dict[str, Any]) -> None:
         v["Users"][0]["Segments"][0]["DateTime"] = "later"
         seg(v)["DateTime"] = "earlier"  # Users[1] comes after Users[0]
 
-    assert rejects(with_change(change)).startswith("Users[0].Segments[0].DateTime: ")
+    assert rejects(with_change(change), validate).startswith("Users[0].Segments[0].DateTime: ")
 
 
 @pytest.mark.parametrize("users", [[], None, {}, "users"])
-def test_users_not_a_non_empty_list_fails(users: object) -> None:
-    assert rejects(with_change(lambda v: v.update(Users=users))).startswith(
+def test_users_not_a_non_empty_list_fails(users: object, validate: Validate) -> None:
+    assert rejects(with_change(lambda v: v.update(Users=users)), validate).startswith(
         "Users: must be a non-empty list"
     )
 
 
 @pytest.mark.parametrize("user", ["u", 1, None, []])
-def test_user_not_an_object_fails(user: object) -> None:
-    text = rejects(with_change(lambda v: v["Users"].append(user)))
+def test_user_not_an_object_fails(user: object, validate: Validate) -> None:
+    text = rejects(with_change(lambda v: v["Users"].append(user)), validate)
     assert text.startswith("Users[2]: must be an object")
 
 
 @pytest.mark.parametrize("segments", ["14356", None, {}])
-def test_segments_not_a_list_fails(segments: object) -> None:
-    text = rejects(with_change(lambda v: v["Users"][0].update(Segments=segments)))
+def test_segments_not_a_list_fails(segments: object, validate: Validate) -> None:
+    text = rejects(with_change(lambda v: v["Users"][0].update(Segments=segments)), validate)
     assert text.startswith("Users[0].Segments: must be a list")
 
 
-def test_segment_not_an_object_fails() -> None:
-    text = rejects(with_change(lambda v: v["Users"][0]["Segments"].append("14356")))
+def test_segment_not_an_object_fails(validate: Validate) -> None:
+    text = rejects(with_change(lambda v: v["Users"][0]["Segments"].append("14356")), validate)
     assert text == "Users[0].Segments[1]: must be an object (got string)"
 
 
-def test_duplicate_key_with_a_bad_value_fails() -> None:
+def test_duplicate_key_with_a_bad_value_fails(validate: Validate) -> None:
     body = SEED_SAMPLE.replace(b'"Status": "1"', b'"Status": "2", "Status": "1"')
-    assert rejects(body) == "Users[0].Segments[0].Status: must be 1 or 0"
+    assert rejects(body, validate) == "Users[0].Segments[0].Status: must be 1 or 0"
 
 
 # --- documents that are not JSON objects -----------------------------------------------
@@ -397,8 +419,8 @@ def test_invalid_utf8_fails(body: bytes) -> None:
 
 
 @pytest.mark.parametrize("body", [b"[]", b"[" + SEED_SAMPLE + b"]", b'"x"', b"1", b"null"])
-def test_top_level_not_an_object_fails(body: bytes) -> None:
-    assert rejects(body).startswith("payload: must be a JSON object")
+def test_top_level_not_an_object_fails(body: bytes, validate: Validate) -> None:
+    assert rejects(body, validate).startswith("payload: must be a JSON object")
 
 
 @pytest.mark.parametrize(
@@ -414,9 +436,9 @@ def test_deep_nesting_fails_cleanly(body: bytes) -> None:
     assert rejects(body, validate_json).startswith("payload: ")
 
 
-def test_non_ascii_in_an_error_is_never_echoed() -> None:
+def test_non_ascii_in_an_error_is_never_echoed(validate: Validate) -> None:
     body = b'{"\xc3\xa9": 1, "Users": "\xc3\xa9"}'
-    assert rejects(body) == "Users: must be a non-empty list (got string)"
+    assert rejects(body, validate) == "Users: must be a non-empty list (got string)"
 
 
 # --- validate_json ---------------------------------------------------------------------

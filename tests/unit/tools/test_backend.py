@@ -16,7 +16,8 @@ from pytest_aiohttp import AiohttpClient
 from gateway.tools.backend import create_backend_app
 
 SEED_BODY = (b'{"User_DPID": "12345", "Users": [{"AAM_UUID": "1", "Segments": []},'
-             b' {"AAM_UUID": "2", "Segments": []}]}')
+             b' {"AAM_UUID": "2", "Segments": [{"Segment_ID": "7", "Status": "1"},'
+             b' {"Segment_ID": 8, "Status": 0}]}]}')
 
 
 async def backend(aiohttp_client: AiohttpClient, **options: object) -> TestClient[Request,
@@ -29,15 +30,17 @@ async def test_pushes_on_any_path_are_counted(aiohttp_client: AiohttpClient) -> 
     first = await client.post("/segments/aam", data=SEED_BODY,
                               headers={"X-Gateway-Client-Id": "aam"})
     assert first.status == 200
-    assert await first.json() == {"received": True, "count": 1}
+    # The answer says what this push held, not only how many pushes came.
+    assert await first.json() == {"received": True, "count": 1, "users": 2, "segments": 2}
     second = await client.get("/any/where?x=1", data=b"{}")
-    assert await second.json() == {"received": True, "count": 2}
+    assert await second.json() == {"received": True, "count": 2, "users": 0, "segments": 0}
     await client.put("/third", data=b"")
 
     stats = await (await client.get("/_stats")).json()
     assert stats["requests"] == 3
     assert stats["bytes"] == len(SEED_BODY) + 2
     assert stats["users"] == 2
+    assert stats["segments"] == 2
     assert stats["last"]["method"] == "PUT"
     assert stats["last"]["path"] == "/third"
 
