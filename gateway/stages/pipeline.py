@@ -102,7 +102,8 @@ def _route_handler(route: RouteSettings, settings: Settings, verifier: TokenVeri
             return await accept(
                 request, route, body, client_id=verified.client_id,
                 scope=verified.scope, request_id=trace.request_id,
-                forwarded_proto="https", client_address=address)
+                forwarded_proto="https", client_address=address,
+                traceparent=trace.context.fields)
         started = clock()
         try:
             response = await forwarder.forward(
@@ -112,6 +113,7 @@ def _route_handler(route: RouteSettings, settings: Settings, verifier: TokenVeri
                 request_id=trace.request_id,
                 forwarded_proto="https",
                 client_address=address,
+                traceparent=trace.context.fields,
             )
         finally:
             metrics.observe_upstream(label, clock() - started)
