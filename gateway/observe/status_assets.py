@@ -111,7 +111,8 @@ function renderMain(doc,csrf){var parts=[],ready=doc.readiness||{};
   '<th>delivery</th><th>req/s</th><th>requests</th><th>status mix</th><th>p50 ms</th>'+
   '<th>p99 ms</th><th>upstream</th><th>spool</th></tr>'+doc.routes.map(routeRow).join('')+
   '</table><p class="muted">Rates and percentiles over the last minute.</p></section>');
-  var tk=doc.token_endpoint;parts.push('<div class="cols"><section id="token"><h2>Token endpoint</h2>'+kv([
+  var tk=doc.token_endpoint;
+  parts.push('<div class="cols"><section id="token"><h2>Token endpoint</h2>'+kv([
   ['tokens_issued','tokens issued',num(tk.tokens_issued)],['tokens_issued_per_s',
   'tokens/s',dec(tk.tokens_issued_per_s)],['rate_limited','429 refusals',num(tk.rate_limited)],
   ['token_p99','p99 ms',dec(tk.latency_ms.p99)]])+

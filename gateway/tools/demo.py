@@ -4,10 +4,10 @@ It creates what is missing (dev certificates, a signing key, a demo configuratio
 fresh client), starts the sample backend and the gateway as their own processes on free
 loopback ports, then: (1) sends the seed's token request byte for byte, (2) pushes the
 seed's payload byte for byte and a generated batch, (3) shows refusals with their answers,
-(4) runs a short load test with the IRIS simulator, (5) prints a few lines of /metrics and
-of the access log, (6) stops the backend, pushes to a ``delivery: spool`` route (all
-answered 200), starts the backend again and shows every push arrive in order
-(``demo_spool.py``), and stops everything it started.
+(4) runs a short load test with the IRIS simulator and writes its HTML report, (5) prints
+a few lines of /metrics and of the access log, (6) stops the backend, pushes to a
+``delivery: spool`` route (all answered 200), starts the backend again and shows every push
+arrive in order (``demo_spool.py``), and stops everything it started.
 Secrets and tokens are shown shortened: "tokens are passwords" (the seed).
 """
 
@@ -36,7 +36,8 @@ from rich.console import Console
 from gateway.config.hashes import hash_opaque, hash_secret
 from gateway.tools.certs import create_dev_certificates, write_private
 from gateway.tools.demo_spool import SPOOL_PATH, spool_walkthrough
-from gateway.tools.loadtest import run_load
+from gateway.tools.loadtest import LoadReport, run_load
+from gateway.tools.loadtest_html import write_report
 from gateway.tools.loadtest_options import LoadOptions, basic_credential
 from gateway.tools.payloads import make_payload_bytes
 from gateway.tools.seed import SEED_CREDENTIAL, TOKEN_REQUEST, segment_request
@@ -157,7 +158,7 @@ def _show(console: Console, title: str, status: int | str, body: Any,
 
 
 async def _walkthrough(console: Console, ports: dict[str, int], backend: str,
-                       context: ssl.SSLContext, secret: str, load_seconds: float) -> None:
+                       context: ssl.SSLContext, secret: str, load_seconds: float) -> LoadReport:
     https = f"https://localhost:{ports['https']}"
     console.rule("1. IRIS asks for a token: the seed's request, byte for byte")
     status, headers, body = await _raw_exchange(ports["https"], TOKEN_REQUEST, context)
@@ -211,6 +212,7 @@ async def _walkthrough(console: Console, ports: dict[str, int], backend: str,
         url=https + "/segments/aam", credential=basic_credential(DEMO_CLIENT, secret),
         duration=load_seconds, concurrency=16, ssl_context=context))
     report.render(console)
+    return report
 
 
 _METRICS_SHOWN = ("gateway_requests_total{", "gateway_tokens_issued_total{",
@@ -263,14 +265,17 @@ def run_demo(*, workdir: Path, load_seconds: float = 5.0) -> int:
         processes.procs.append(gateway_proc)
         ports = _ports(line)
         console.print(f"[bold]started[/] gateway https://localhost:{ports['https']} "
-                      f"(plain-HTTP refusal port {ports['http']}, admin {ports['admin']})")
+                      f"(plain-HTTP refusal port {ports['http']}, status page "
+                      f"http://127.0.0.1:{ports['admin']}/)")
         log: deque[str] = deque(maxlen=2000)
         _drain(gateway_proc, log)
         context = ssl.create_default_context(cafile=str(workdir / "certs" / "ca.crt"))
-        asyncio.run(_walkthrough(console, ports, backend, context, secret, load_seconds))
+        report = asyncio.run(_walkthrough(console, ports, backend, context, secret,
+                                          load_seconds))
+        written = write_report(report, report.samples, workdir / "var/demo/loadtest.html")
+        console.print(f"  the load test's HTML report: {written}")
         asyncio.run(_operations(console, ports, log))
-        record = workdir.resolve() / "var" / "demo" / "spooled.jsonl"
-        record.unlink(missing_ok=True)
+        (record := workdir.resolve() / "var" / "demo" / "spooled.jsonl").unlink(missing_ok=True)
 
         def stop_backend() -> None:
             backend_proc.terminate()

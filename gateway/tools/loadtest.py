@@ -22,6 +22,7 @@ import aiohttp
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from gateway.tools.loadtest_html import LoadSamples
 from gateway.tools.loadtest_options import (
     IRIS_USER_AGENT,
     POOL_MAX_BYTES,
@@ -141,6 +142,8 @@ class _Run:
         self.claimed = 0
         self.done = 0
         self.latencies: list[float] = []
+        self.samples = LoadSamples()  # for --report's charts over time
+        self.zero = time.perf_counter()
         self.statuses: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
 
@@ -172,7 +175,9 @@ class _Run:
                 self.options.method, self.options.url, data=body, headers=headers
             ) as resp:
                 await resp.read()
-            self.latencies.append(time.perf_counter() - begun)
+            ended = time.perf_counter()
+            self.latencies.append(ended - begun)
+            self.samples.add(ended - self.zero, ended - begun, resp.status)
             self.statuses[resp.status] += 1
         except _PUSH_ERRORS as exc:
             self.errors[error_kind(exc)] += 1
@@ -254,4 +259,5 @@ async def run_load(options: LoadOptions, *, console: Console | None = None) -> L
         cpu_s=cpu,
         cpu_count=os.cpu_count() or 1,
         notes=tuple(notes),
+        samples=state.samples,
     )
