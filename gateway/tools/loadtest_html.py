@@ -6,7 +6,7 @@ stylesheet from anywhere else, so the file opens offline and can be mailed. Ever
 the summary is the very value ``--json`` prints (``LoadReport.to_dict``, embedded in the
 file as ``<script type="application/json" id="report">``), written as JSON writes it. The
 time series come from each answered push's completion time, latency and status
-(``LoadSamples``), grouped in buckets of 1, 2, 5, 10, 30 or 60 s (about 120 per run at most);
+(``LoadSamples``), grouped in buckets of 0.1 s to 60 s (at most about 120 per run);
 a bucket's percentiles are nearest-rank, as the summary's.
 """
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LoadSamples", "render_html", "write_report"]
 
-_STEPS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+_STEPS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 _COLOURS = ("#1565c0", "#ef6c00", "#c62828", "#2e7d32")
 _W, _H, _PAD = 640.0, 220.0, 44.0
 
@@ -89,10 +89,10 @@ def _axes(x_max: float, y_max: float, x_label: str, y_label: str) -> str:
     for i in range(5):
         y = _H - _PAD - (_H - _PAD - 8) * i / 4
         parts.append(f'<text x="{_PAD - 4}" y="{y + 3:.1f}" text-anchor="end">'
-                     f"{y_max * i / 4:g}</text>")
+                     f"{y_max * i / 4:.4g}</text>")
         x = _PAD + (_W - 8 - _PAD) * i / 4
         parts.append(f'<text x="{x:.1f}" y="{_H - _PAD + 14}" text-anchor="middle">'
-                     f"{x_max * i / 4:g}</text>")
+                     f"{x_max * i / 4:.3g}</text>")
     parts.append(f'<text x="{(_W + _PAD) / 2:.0f}" y="{_H - 8}" text-anchor="middle">'
                  f"{_e(x_label)}</text>")
     parts.append(f'<text x="12" y="{(_H - _PAD) / 2:.0f}" text-anchor="middle" '
@@ -172,7 +172,8 @@ h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em}table{border-collapse:col
 svg text{font-size:11px;fill:#444}figure{margin:1em 0}figcaption{font-weight:600}
 .key{font-weight:normal;margin-left:1em}.key i{display:inline-block;width:.9em;height:.9em;
 margin-right:.3em;vertical-align:middle}.c0{background:#1565c0}.c1{background:#ef6c00}
-.c2{background:#c62828}.c3{background:#2e7d32}.note{background:#fff3e0;padding:.4em 1em}"""
+.c2{background:#c62828}.c3{background:#2e7d32}.note{background:#fff3e0;padding:.4em 1em}
+.cols{display:flex;gap:4em;flex-wrap:wrap}"""
 
 
 def render_html(report: LoadReport, samples: LoadSamples | None = None) -> str:
@@ -196,10 +197,13 @@ def render_html(report: LoadReport, samples: LoadSamples | None = None) -> str:
         f"<title>load test: {_e(report.url)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>IRIS simulator: load report</h1><p>{_e(report.method)} {_e(report.url)}, "
         f"written {when}</p>{notes}"
-        "<h2>Parameters</h2>" + _table(doc, [
+        '<div class="cols"><div><h2>Parameters</h2>' + _table(doc, [
             ("url", "url"), ("method", "method"), ("concurrency", "concurrency"),
             ("users per request", "users_per_request"), ("rate (req/s, null: unpaced)", "rate")])
-        + "<h2>Summary</h2>" + _table(doc, [
+        + '<h2>Status mix</h2><table class="grid" id="statuses"><tr><th>status</th>'
+        f"<th>count</th></tr>{statuses}</table>"
+        + (f'<h2>Errors</h2><table class="grid" id="errors">{errors}</table>' if errors else "")
+        + "</div><div><h2>Summary</h2>" + _table(doc, [
             ("requests", "requests"), ("duration (s)", "duration_s"),
             ("requests/s", "requests_per_s"), ("successes (200)", "successes"),
             ("success rate", "success_rate"), ("latency p50 (ms)", "latency_ms.p50"),
@@ -208,10 +212,7 @@ def render_html(report: LoadReport, samples: LoadSamples | None = None) -> str:
             ("token fetches", "token_fetches"), ("token failures", "token_failures"),
             ("simulator CPU (s)", "simulator.cpu_s"),
             ("simulator CPU share of a core", "simulator.cpu_utilisation")])
-        + '<h2>Status mix</h2><table class="grid" id="statuses"><tr><th>status</th>'
-        f"<th>count</th></tr>{statuses}</table>"
-        + (f'<h2>Errors</h2><table class="grid" id="errors">{errors}</table>' if errors else "")
-        + f"<h2>Over time</h2><p>Buckets of {step:g} s.</p>"
+        + f"</div></div><h2>Over time</h2><p>Buckets of {step:g} s.</p>"
         + _line_chart("throughput", "Throughput (answers/s)", xs,
                       [("all answers", [r["per_s"] for r in rows]),
                        ("200", [r["ok_per_s"] for r in rows])], x_max, "per second")
