@@ -22,33 +22,17 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 
 from gateway.tools.seed import SEED_PAYLOAD
 
 from browser_harness import wait_until
-from e2e_harness import base_config, fetch_token
+from e2e_harness import fetch_token
 from proc_harness import CapturedProcess, gateway_command
-from spool_harness import free_port, push, recorded
+from spool_harness import direct_and_spool_config, free_port, push, recorded
 
 pytestmark = pytest.mark.slow
 
 Shots = Callable[[Any, str], Path]
-
-
-def _config(tmp_path: Path, cert_dir: Path, signing_keys: dict[str, Path], secret_hash: str,
-            backend_port: int) -> Path:
-    upstream = f"http://127.0.0.1:{backend_port}/segments/aam"
-    config = base_config(cert_dir, signing_keys, secret_hash, upstream)
-    config["server"].update({"port": free_port(), "http_port": None})
-    config["server"]["admin"]["port"] = free_port()
-    config["routes"].append({**config["routes"][0], "path": "/segments/spooled",
-                             "delivery": "spool"})
-    config["state"] = {"path": str(tmp_path / "state.db")}
-    config["spool"] = {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.2}
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 async def _start(tmp_path: Path, cert_dir: Path, signing_keys: dict[str, Path],
@@ -59,8 +43,8 @@ async def _start(tmp_path: Path, cert_dir: Path, signing_keys: dict[str, Path],
     backend = gateway_command("backend", "--port", str(backend_port), "--record", str(record))
     processes.append(backend)
     await backend.line("backend listening")
-    gateway = gateway_command("serve", "-c", str(_config(tmp_path, cert_dir, signing_keys,
-                                                         secret_hash, backend_port)))
+    gateway = gateway_command("serve", "-c", str(direct_and_spool_config(
+        tmp_path, cert_dir, signing_keys, secret_hash, backend_port)))
     processes.append(gateway)
     return await gateway.serving(), backend_port, record
 
