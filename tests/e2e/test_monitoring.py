@@ -92,6 +92,16 @@ async def test_every_metric_the_rules_and_the_dashboard_use_is_exported(
             for name in _NAME.findall(expr)}
     assert len(used) > 25  # the extraction found the metrics, not nothing
     assert sorted(used - names) == []
+    # The status page sums the workers as /metrics does.
+    counted = sum(sample.value for family in text_string_to_metric_families(text)
+                  for sample in family.samples if sample.name == "gateway_requests_total"
+                  and sample.labels["route"] == "/segments/aam")
+    async with aiohttp.ClientSession() as plain, plain.get(
+            f"http://127.0.0.1:{ports['admin']}/status.json") as response:
+        status = await response.json()
+    assert counted == 2 and status["routes"][0]["requests"] == 2
+    assert status["workers"] == {"configured": 2, "running": 2, "restarts": 0}
+    assert status["reload"]["last_result"] == "ok"
     # Gauges are never declared without a value; these must have one after this traffic.
     for name in ("gateway_ready", "gateway_workers", "gateway_spool_depth",
                  "gateway_tls_certificate_expiry_timestamp_seconds",
