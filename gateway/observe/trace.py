@@ -47,9 +47,10 @@ class TraceContext:
 
 
 def _new() -> TraceContext:
-    trace_id = f"{_bits(128) or 1:032x}"
-    parent_id = f"{_bits(64) or 1:016x}"
-    return TraceContext(trace_id, f"traceparent: 00-{trace_id}-{parent_id}-00\r\n")
+    ids = f"{_bits(192):048x}"  # both ids from one draw: a trace id, then a parent id
+    if ids.startswith(_ZERO_TRACE) or ids.endswith(_ZERO_PARENT):  # all zeros is invalid
+        return _new()
+    return TraceContext(ids[:32], f"traceparent: 00-{ids[:32]}-{ids[32:]}-00\r\n")
 
 
 def trace_context(headers: CIMultiDictProxy[str]) -> TraceContext:
