@@ -87,10 +87,22 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+def _check_writable(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--report {path}: cannot create its folder: "
+                         f"{exc.strerror or exc}") from None
+    if path.is_dir():
+        raise UsageError(f"--report {path}: is a folder, give a file name")
+
+
 def run(args: argparse.Namespace) -> int:
     """0: the run completed and at least one push got 200; 1: none did; 2: usage error."""
     try:
         options = options_from_args(args)
+        if args.report is not None:  # before the run, not after it: a wasted run loses data
+            _check_writable(args.report)
         if options.insecure:
             print("gateway loadtest: WARNING: --insecure, the server certificate is not "
                   "verified", file=sys.stderr)
