@@ -13,6 +13,8 @@ the backend exactly as a direct one would have. The rules:
   and ``X-Request-Id`` are set by the gateway; caller copies (and ``Forwarded``) are dropped.
 * RFC 6750 tokens never reach the backend unless the route says ``forward_authorization``;
   ``X-Gateway-Client-Id``/``X-Gateway-Scope`` come only from the verified token.
+* W3C ``traceparent``/``tracestate``: the lines ``observe/trace.py`` chose (the caller's
+  when valid, else a new trace).
 
 The start line and ``Host`` are not part of the block: they depend on which upstream of the
 route's failover list is tried (``upstream.py`` adds them per attempt).
@@ -41,6 +43,8 @@ _REQUEST_DROP_KEEP_AUTH = HOP_BY_HOP | {
     # SECURITY: set by the gateway only; a caller's copies would be believed by the backend.
     "forwarded", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-request-id",
     "x-gateway-client-id", "x-gateway-scope",
+    # W3C trace context: the caller's copies only when valid (observe/trace.py).
+    "traceparent", "tracestate",
 }
 # SECURITY: RFC 6750 bearer tokens stay at the gateway unless the route forwards them.
 _REQUEST_DROP = _REQUEST_DROP_KEEP_AUTH | {"authorization"}
@@ -62,7 +66,8 @@ def _dropped(headers: CIMultiDictProxy[str], base: frozenset[str]) -> frozenset[
 
 def request_fields(incoming: CIMultiDictProxy[str], method: str, body_length: int,
                    route: RouteSettings, *, client_id: str | None, scope: str | None,
-                   request_id: str, forwarded_proto: str, client_address: str) -> bytes:
+                   request_id: str, forwarded_proto: str, client_address: str,
+                   traceparent: str = "") -> bytes:
     """The header lines (each ending in CRLF, no blank line) to send the backend for a
     request that arrived with ``incoming`` headers and a body of ``body_length`` bytes."""
     drop = _dropped(incoming, _REQUEST_DROP_KEEP_AUTH if route.forward_authorization
@@ -70,7 +75,7 @@ def request_fields(incoming: CIMultiDictProxy[str], method: str, body_length: in
     head = [f"{k}: {v}\r\n" for k, v in incoming.items() if k.lower() not in drop]
     head.append(f"X-Forwarded-For: {client_address}\r\n"
                 f"X-Forwarded-Proto: {forwarded_proto}\r\n"
-                f"X-Request-Id: {request_id}\r\n")
+                f"X-Request-Id: {request_id}\r\n{traceparent}")
     host = incoming.get("Host")
     if host:
         head.append(f"X-Forwarded-Host: {host}\r\n")

@@ -118,7 +118,7 @@ class Forwarder:
     async def forward(self, request: web.Request, route: RouteSettings, body: bytes, *,
                       client_id: str | None, scope: str | None, request_id: str,
                       forwarded_proto: str, client_address: str,
-                      budget: float | None = None) -> web.Response:
+                      budget: float | None = None, traceparent: str = "") -> web.Response:
         """Send ``body`` with ``request``'s method, query and cleaned headers to the route's
         upstreams; return the backend's answer or raise 502/504. ``budget`` (seconds) replaces the
         route's ``timeout_seconds`` (a fallback route waits less before it spools)."""
@@ -126,7 +126,7 @@ class Forwarder:
         fields = request_fields(request.headers, method, len(body), route,
                                 client_id=client_id, scope=scope, request_id=request_id,
                                 forwarded_proto=forwarded_proto,
-                                client_address=client_address)
+                                client_address=client_address, traceparent=traceparent)
         answer = await self.send(route, method, request.rel_url.raw_query_string, fields, body,
                                  budget=budget)
         return _response(request, answer, route.success_status)

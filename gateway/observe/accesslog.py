@@ -28,6 +28,7 @@ from aiohttp.web_request import BaseRequest
 
 from gateway import keys
 from gateway.observe.metrics import Metrics
+from gateway.observe.trace import TraceContext
 
 __all__ = ["LineWriter", "Trace", "access_logger_class", "iso_time", "stdout_writer"]
 
@@ -114,11 +115,12 @@ def iso_time(now: float) -> str:
 class Trace:
     """What the access log reports of one request, filled in as it travels."""
 
-    __slots__ = ("client_id", "request_id", "started", "upstream_status")
+    __slots__ = ("client_id", "context", "request_id", "started", "upstream_status")
 
-    def __init__(self, started: float, request_id: str) -> None:
+    def __init__(self, started: float, request_id: str, context: TraceContext) -> None:
         self.started = started  # time.perf_counter(): uvloop's clock counts whole ms
         self.request_id = request_id
+        self.context = context  # W3C trace context: its id here, its fields to the backend
         self.client_id: str | None = None
         self.upstream_status: int | None = None
 
@@ -128,6 +130,7 @@ class _Line(msgspec.Struct, omit_defaults=False):
     time: str
     logger: str
     request_id: str | None
+    trace_id: str | None
     client_id: str | None
     method: str
     path: str
@@ -160,6 +163,7 @@ def access_logger_class(metrics: Metrics, writer: LineWriter, *, json: bool,
             line = _Line(
                 iso_time(_now()), "gateway.access",
                 trace.request_id if trace is not None else None,
+                trace.context.trace_id if trace is not None else None,
                 trace.client_id if trace is not None else None,
                 method, path[:_MAX_FIELD], status,
                 trace.upstream_status if trace is not None else None,
@@ -169,7 +173,8 @@ def access_logger_class(metrics: Metrics, writer: LineWriter, *, json: bool,
                 writer.write(_encode(line) + b"\n")
             else:
                 writer.write((
-                    f"{line.time} access {line.request_id} {line.client_id or '-'} {method} "
+                    f"{line.time} access {line.request_id} trace={line.trace_id or '-'} "
+                    f"{line.client_id or '-'} {method} "
                     f"{line.path} {status} upstream={line.upstream_status or '-'} "
                     f"{line.duration_ms}ms in={line.bytes_in} out={line.bytes_out} "
                     f"{line.user_agent!r}\n").encode("utf-8", "replace"))

@@ -14,6 +14,7 @@ the gateway knows, clients configured ones, reasons and kinds fixed lists.
 from __future__ import annotations
 
 import os
+import time
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -58,6 +59,8 @@ SCHEMA: dict[str, tuple[str, tuple[str, ...], str]] = {
     "gateway_fallback_spooled_total": ("counter", ("route", "reason"),
                                        "Fallback pushes spooled instead of relayed, by why."),
     "gateway_config_reloads_total": ("counter", ("result",), "SIGHUP reloads, ok or error."),
+    "gateway_config_last_reload_timestamp_seconds": (
+        "gauge", ("result",), "When the last reload with this result happened (Unix time)."),
     "gateway_spool_accepted_total": ("counter", ("route",), "Requests stored by the spool."),
     "gateway_spool_refused_total": ("counter", ("route",),
                                     "Requests refused 503: the spool was full."),
@@ -78,9 +81,18 @@ SCHEMA: dict[str, tuple[str, tuple[str, ...], str]] = {
                                "(Redis, SQLite) now; they serve on, degraded."),
     "gateway_state_errors_total": ("counter", ("operation",),
                                    "Failed calls to the shared state, by operation."),
+    # Set by the admin listener's health check (serve/status_routes.py), every few seconds.
+    "gateway_ready": ("gauge", (), "1 when /readyz would answer 200, else 0."),
+    "gateway_upstream_reachable": ("gauge", ("upstream",),
+                                   "1 when the upstream accepts a TCP connection, else 0."),
+    "gateway_tls_certificate_expiry_timestamp_seconds": (
+        "gauge", (), "When the serving certificate (server.tls.cert_file) expires (Unix time)."),
 }
 _HISTOGRAMS = {n for n, (kind, _, _) in SCHEMA.items() if kind == "histogram"}
 _GAUGES = {n for n, (kind, _, _) in SCHEMA.items() if kind == "gauge"}
+# Points in time are not amounts: several workers' copies merge to the latest, not the sum.
+_LATEST = {n for n in SCHEMA if n.endswith("_timestamp_seconds")}
+_RELOADS = "gateway_config_reloads_total"
 
 # A snapshot: metric name -> list of [label values, value]; a histogram's value is its
 # per-bucket counts (the last one +Inf) followed by the sum.
@@ -106,6 +118,7 @@ class Metrics:
         self.counts: Counter[tuple[str, tuple[str, ...]]] = Counter()
         self._sources: list[CounterSource] = []
         self._retired: Counter[str] = Counter()
+        self.reloaded_at: dict[str, float] = {}  # result -> Unix time of the last such reload
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, str(status))
@@ -118,6 +131,8 @@ class Metrics:
     def count(self, name: str, *labels: str) -> None:
         """One more of a rarer event (tokens, refusals, reloads)."""
         self.counts[(name, labels)] += 1
+        if name == _RELOADS:  # a reload's outcome also says when the last one happened
+            self.reloaded_at[labels[0]] = time.time()
 
     def attach(self, source: CounterSource) -> None:
         self._sources.append(source)
@@ -141,6 +156,8 @@ class Metrics:
             snap["gateway_state_degraded"] = [[[], self.state_degraded]]
         for (name, labels), value in self.counts.items():
             snap[name].append([list(labels), value])
+        snap["gateway_config_last_reload_timestamp_seconds"] = [
+            [[result], at] for result, at in self.reloaded_at.items()]
         sourced = Counter(self._retired)
         for source in self._sources:
             sourced.update(source.counters())
@@ -172,6 +189,8 @@ def merge(snapshots: Iterable[Snapshot]) -> dict[str, dict[tuple[str, ...], Any]
                     old = table.get(key)
                     table[key] = list(value) if old is None else [
                         a + b for a, b in zip(old, value, strict=True)]
+                elif name in _LATEST:
+                    table[key] = max(table.get(key, value), value)
                 else:
                     table[key] = table.get(key, 0) + value
     return merged

@@ -42,6 +42,7 @@ from gateway.errors import (
 )
 from gateway.observe.accesslog import Trace
 from gateway.observe.metrics import Metrics
+from gateway.observe.trace import trace_context
 from gateway.serve.oauth_routes import OAUTH_PATHS, setup_oauth
 from gateway.serve.runtime import Runtime, RuntimeSlot
 from gateway.serve.tls import server_context
@@ -82,7 +83,8 @@ def front_middleware(metrics: Metrics, labels: dict[str, str]) -> Middleware:
 
     @web.middleware
     async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request[keys.TRACE] = Trace(perf_counter(), request_id(request))
+        request[keys.TRACE] = Trace(perf_counter(), request_id(request),
+                                    trace_context(request.headers))
         metrics.inflight += 1
         try:
             return await handler(request)

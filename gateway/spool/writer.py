@@ -170,13 +170,15 @@ class Spool:
 
     async def accept(self, request: web.Request, route: RouteSettings, body: bytes, *,
                      client_id: str | None, scope: str | None, request_id: str,
-                     forwarded_proto: str, client_address: str) -> web.Response:
+                     forwarded_proto: str, client_address: str,
+                     traceparent: str = "") -> web.Response:
         """Store the request as the forwarder would send it; 200 once it is on disk, or
         ServiceUnavailableError (503 + Retry-After) when it cannot be stored."""
         method = request.method
         fields = request_fields(request.headers, method, len(body), route,
                                 client_id=client_id, scope=scope, request_id=request_id,
-                                forwarded_proto=forwarded_proto, client_address=client_address)
+                                forwarded_proto=forwarded_proto, client_address=client_address,
+                                traceparent=traceparent)
         settings = self.settings
         try:
             async with asyncio.timeout(ACCEPT_TIMEOUT_SECONDS):

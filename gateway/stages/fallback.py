@@ -72,7 +72,8 @@ class Fallback:
                 response = await self._forwarder.forward(
                     request, route, body, client_id=client_id, scope=scope,
                     request_id=request_id, forwarded_proto="https",
-                    client_address=client_address, budget=budget)
+                    client_address=client_address, budget=budget,
+                    traceparent=trace.context.fields)
             except GatewayTimeoutError:
                 reason = "timeout"
             except BadGatewayError:
@@ -90,7 +91,7 @@ class Fallback:
                 stored = await self._spool.accept(
                     request, route, body, client_id=client_id, scope=scope,
                     request_id=request_id, forwarded_proto="https",
-                    client_address=client_address)
+                    client_address=client_address, traceparent=trace.context.fields)
         except TimeoutError:
             log.error("fallback spool write too slow reason_id=spool_unwritable route=%r",
                       route.path, extra={"reason_id": "spool_unwritable"})

@@ -91,7 +91,8 @@ def _delivery(route: RouteSettings, forwarder: Forwarder, metrics: Metrics,
                         ) -> web.StreamResponse:
             return await accept(request, route, body, client_id=client_id, scope=scope,
                                 request_id=request_id, forwarded_proto="https",
-                                client_address=client_address)
+                                client_address=client_address,
+                                traceparent=request[keys.TRACE].context.fields)
 
         return store
     label = route.path
@@ -104,7 +105,8 @@ def _delivery(route: RouteSettings, forwarder: Forwarder, metrics: Metrics,
         try:
             response = await forwarder.forward(
                 request, route, body, client_id=client_id, scope=scope,
-                request_id=request_id, forwarded_proto="https", client_address=client_address)
+                request_id=request_id, forwarded_proto="https", client_address=client_address,
+                traceparent=request[keys.TRACE].context.fields)
         finally:
             metrics.observe_upstream(label, clock() - started)
         request[keys.TRACE].upstream_status = response.get(keys.UPSTREAM_STATUS)

@@ -2,13 +2,11 @@
 
 It creates what is missing (dev certificates, a signing key, a demo configuration with a
 fresh client), starts the sample backend and the gateway as their own processes on free
-loopback ports, then: (1) sends the seed's token request byte for byte, (2) pushes the
-seed's payload byte for byte and a generated batch, (3) shows refusals with their answers,
-(4) runs a short load test with the IRIS simulator, (5) prints a few lines of /metrics and
-of the access log, (6) stops the backend, pushes to a ``delivery: spool`` and a
-``delivery: fallback`` route (all answered 200), starts the backend again and shows every
-push arrive in order (``demo_spool.py``), and stops everything it started.
-Secrets and tokens are shown shortened: "tokens are passwords" (the seed).
+loopback ports, then: (1) sends Adobe's sample token request and (2) push byte for byte,
+and a generated batch, (3) shows refusals, (4) runs a short load test and writes its HTML
+report, (5) prints some /metrics and access-log lines, (6) stops the backend, pushes to a
+spool and a fallback route (all answered 200), starts the backend again and shows every
+push arrive in order (``demo_spool.py``). Secrets and tokens are shown shortened.
 """
 
 from __future__ import annotations
@@ -36,7 +34,8 @@ from rich.console import Console
 from gateway.config.hashes import hash_opaque, hash_secret
 from gateway.tools.certs import create_dev_certificates, write_private
 from gateway.tools.demo_spool import FALLBACK_PATH, SPOOL_PATH, spool_walkthrough
-from gateway.tools.loadtest import run_load
+from gateway.tools.loadtest import LoadReport, run_load
+from gateway.tools.loadtest_html import write_report
 from gateway.tools.loadtest_options import LoadOptions, basic_credential
 from gateway.tools.payloads import make_payload_bytes
 from gateway.tools.seed import SEED_CREDENTIAL, TOKEN_REQUEST, segment_request
@@ -159,9 +158,9 @@ def _show(console: Console, title: str, status: int | str, body: Any,
 
 
 async def _walkthrough(console: Console, ports: dict[str, int], backend: str,
-                       context: ssl.SSLContext, secret: str, load_seconds: float) -> None:
+                       context: ssl.SSLContext, secret: str, load_seconds: float) -> LoadReport:
     https = f"https://localhost:{ports['https']}"
-    console.rule("1. IRIS asks for a token: the seed's request, byte for byte")
+    console.rule("1. IRIS asks for a token: Adobe's sample request, byte for byte")
     status, headers, body = await _raw_exchange(ports["https"], TOKEN_REQUEST, context)
     token_answer = json.loads(body)
     token = token_answer["access_token"]
@@ -170,9 +169,9 @@ async def _walkthrough(console: Console, ports: dict[str, int], backend: str,
     shown = {**token_answer, "access_token": _short(token)}
     console.print(f"    {json.dumps(shown)}")
 
-    console.rule("2. IRIS pushes segments: the seed's GET with a JSON body, then a batch")
+    console.rule("2. IRIS pushes segments: Adobe's sample GET with a JSON body, then a batch")
     status, _, body = await _raw_exchange(ports["https"], segment_request(token), context)
-    console.print(f"  GET /segments/aam (seed payload, 1 user) → [bold]{status}[/] "
+    console.print(f"  GET /segments/aam (Adobe's sample payload, 1 user) → [bold]{status}[/] "
                   f"{body.decode()}")
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context)) as client:
         batch = make_payload_bytes(1000, random.Random(7))  # noqa: S311 - sample data
@@ -213,6 +212,7 @@ async def _walkthrough(console: Console, ports: dict[str, int], backend: str,
         url=https + "/segments/aam", credential=basic_credential(DEMO_CLIENT, secret),
         duration=load_seconds, concurrency=16, ssl_context=context))
     report.render(console)
+    return report
 
 
 _METRICS_SHOWN = ("gateway_requests_total{", "gateway_tokens_issued_total{",
@@ -265,14 +265,17 @@ def run_demo(*, workdir: Path, load_seconds: float = 5.0) -> int:
         processes.procs.append(gateway_proc)
         ports = _ports(line)
         console.print(f"[bold]started[/] gateway https://localhost:{ports['https']} "
-                      f"(plain-HTTP refusal port {ports['http']}, admin {ports['admin']})")
+                      f"(plain-HTTP refusal port {ports['http']}, status page "
+                      f"http://127.0.0.1:{ports['admin']}/)")
         log: deque[str] = deque(maxlen=2000)
         _drain(gateway_proc, log)
         context = ssl.create_default_context(cafile=str(workdir / "certs" / "ca.crt"))
-        asyncio.run(_walkthrough(console, ports, backend, context, secret, load_seconds))
+        report = asyncio.run(_walkthrough(console, ports, backend, context, secret,
+                                          load_seconds))
+        written = write_report(report, report.samples, workdir / "var/demo/loadtest.html")
+        console.print(f"  the load test's HTML report: {written}")
         asyncio.run(_operations(console, ports, log))
-        record = workdir.resolve() / "var" / "demo" / "spooled.jsonl"
-        record.unlink(missing_ok=True)
+        (record := workdir.resolve() / "var" / "demo" / "spooled.jsonl").unlink(missing_ok=True)
 
         def stop_backend() -> None:
             backend_proc.terminate()

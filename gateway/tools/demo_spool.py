@@ -4,7 +4,7 @@ stopped.
 The demo's configuration has a second route, ``/segments/spooled``, with ``delivery: spool``,
 and a third, ``/segments/fallback``, with ``delivery: fallback``. This step pushes once to
 the fallback route while the backend runs (its own answer comes back), stops the sample
-backend process, pushes a batch of the seed's payload to both routes (each answered ``200``
+backend process, pushes a batch of Adobe's sample payload to both routes (each answered ``200``
 at once: stored on disk first), shows ``/readyz``'s spool report, starts the backend again
 on the same port and waits until every push has arrived, checking each route's order from
 the ``X-Request-Id`` the backend recorded.

@@ -1,8 +1,8 @@
 """``gateway loadtest``: the IRIS simulator under load (docs/adobe.md, docs/operations.md).
 
-It behaves as Adobe's IRIS does: one client-credentials token (RFC 6749 §4.4) fetched with
-the seed's exact headers, reused until a ``401`` and then replaced once however many workers
-saw the ``401``, and pushes of generated ``aam-segments`` payloads with ``Authorization:
+It behaves as Adobe's IRIS does: one client-credentials token (RFC 6749 §4.4) fetched
+with the exact headers of Adobe's sample, reused until a ``401`` and then replaced once
+however many workers saw the ``401``, and pushes of generated ``aam-segments`` payloads with ``Authorization:
 Bearer`` (RFC 6750 §2.1) at a fixed concurrency, optionally paced. The report is in
 ``loadtest_report.py``. Only loopback targets are accepted unless ``allow_remote`` is set:
 CI must never load-test somebody else's host. Every run is bounded in time and in count.
@@ -22,6 +22,7 @@ import aiohttp
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from gateway.tools.loadtest_html import LoadSamples
 from gateway.tools.loadtest_options import (
     IRIS_USER_AGENT,
     POOL_MAX_BYTES,
@@ -141,6 +142,8 @@ class _Run:
         self.claimed = 0
         self.done = 0
         self.latencies: list[float] = []
+        self.samples = LoadSamples()  # for --report's charts over time
+        self.zero = time.perf_counter()
         self.statuses: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()
 
@@ -172,7 +175,9 @@ class _Run:
                 self.options.method, self.options.url, data=body, headers=headers
             ) as resp:
                 await resp.read()
-            self.latencies.append(time.perf_counter() - begun)
+            ended = time.perf_counter()
+            self.latencies.append(ended - begun)
+            self.samples.add(ended - self.zero, ended - begun, resp.status)
             self.statuses[resp.status] += 1
         except _PUSH_ERRORS as exc:
             self.errors[error_kind(exc)] += 1
@@ -208,7 +213,7 @@ async def run_load(options: LoadOptions, *, console: Console | None = None) -> L
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=options.timeout),
         cookie_jar=aiohttp.DummyCookieJar(),
-        # The seed's requests list no Accept header; send only what IRIS sends.
+        # Adobe's sample requests list no Accept header; send only what IRIS sends.
         skip_auto_headers=("Accept",),
     ) as session:
         tokens = _Tokens(session, options)
@@ -254,4 +259,5 @@ async def run_load(options: LoadOptions, *, console: Console | None = None) -> L
         cpu_s=cpu,
         cpu_count=os.cpu_count() or 1,
         notes=tuple(notes),
+        samples=state.samples,
     )

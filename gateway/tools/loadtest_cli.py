@@ -11,11 +11,13 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from rich.console import Console
 
 from gateway.tools.loadtest import run_load
+from gateway.tools.loadtest_html import write_report
 from gateway.tools.loadtest_options import (
     DEFAULT_DURATION_S,
     IRIS_TIMEOUT_S,
@@ -55,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="allow a target that is not loopback (only hosts you own)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--report", type=Path, metavar="FILE.html",
+                        help="also write a self-contained HTML report with charts")
 
 
 def options_from_args(args: argparse.Namespace) -> LoadOptions:
@@ -83,10 +87,22 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
+def _check_writable(path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--report {path}: cannot create its folder: "
+                         f"{exc.strerror or exc}") from None
+    if path.is_dir():
+        raise UsageError(f"--report {path}: is a folder, give a file name")
+
+
 def run(args: argparse.Namespace) -> int:
     """0: the run completed and at least one push got 200; 1: none did; 2: usage error."""
     try:
         options = options_from_args(args)
+        if args.report is not None:  # before the run, not after it: a wasted run loses data
+            _check_writable(args.report)
         if options.insecure:
             print("gateway loadtest: WARNING: --insecure, the server certificate is not "
                   "verified", file=sys.stderr)
@@ -108,4 +124,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_dict(), sort_keys=True))
     else:
         report.render(Console())
+    if args.report is not None:
+        try:
+            written = write_report(report, report.samples, args.report)
+        except OSError as exc:
+            print(f"gateway loadtest: cannot write {args.report}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 1
+        print(f"gateway loadtest: report written to {written}", file=sys.stderr)
     return 0 if report.successes else 1

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 IRIS_USER_AGENT = "Adobe Audience Manager Iris"
-# Byte for byte the seed's token request (vectors/token-request.http), no space around ';'.
+# Byte for byte Adobe's sample token request (vectors/token-request.http), no space around ';'.
 TOKEN_CONTENT_TYPE = "application/x-www-form-urlencoded;charset=UTF-8"
 TOKEN_BODY = b"grant_type=client_credentials"
 # IRIS gives the partner 3,000 ms to answer 200; a slower answer is a failed push for IRIS.

@@ -13,11 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from gateway.tools.loadtest_html import LoadSamples
 
 __all__ = ["SIMULATOR_BOTTLENECK", "LatencySummary", "LoadReport", "percentile"]
 
@@ -82,6 +85,8 @@ class LoadReport:
     cpu_s: float
     cpu_count: int
     notes: tuple[str, ...] = field(default=())
+    # Each answered push, for ``--report``'s charts (loadtest_html.py); not in to_dict.
+    samples: LoadSamples | None = field(default=None, compare=False, repr=False)
 
     @property
     def successes(self) -> int:

@@ -57,5 +57,5 @@ SEED_PAYLOAD = SEGMENT_REQUEST.split(b"\r\n\r\n", 1)[1]
 
 
 def segment_request(token: str) -> bytes:
-    """The seed's segment request (a GET with a JSON body) carrying ``token``."""
+    """Adobe's sample segment request (a GET with a JSON body) carrying ``token``."""
     return SEGMENT_REQUEST.replace(b"{TOKEN}", token.encode("ascii"))

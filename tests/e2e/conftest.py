@@ -15,6 +15,7 @@ from gateway.config import Settings
 from gateway.config.hashes import hash_secret
 from gateway.serve.server import RunningGateway
 
+from browser_harness import browser, screenshots  # noqa: F401 - fixtures for the page tests
 from e2e_harness import CLIENT_SECRET, base_config
 from proc_harness import CapturedProcess
 

@@ -20,8 +20,8 @@ from gateway.tools.seed import SEED_PAYLOAD
 from e2e_harness import base_config
 from proc_harness import CapturedProcess, gateway_command
 
-__all__ = ["admin_metrics", "backend_process", "first_seen", "free_port", "push", "recorded",
-           "spool_config", "until"]
+__all__ = ["admin_metrics", "backend_process", "direct_and_spool_config", "first_seen",
+           "free_port", "push", "recorded", "spool_config", "until"]
 
 
 async def until(found: Callable[[], Any], seconds: float, context: list[str] | None = None
@@ -52,6 +52,22 @@ def spool_config(tmp_path: Path, cert_dir: Path, signing_keys: dict[str, Path], 
     config["routes"][0].update({"delivery": "spool", "timeout_seconds": 2})
     config["state"] = {"path": str(tmp_path / "state.db")}
     config["spool"] = {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.3}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def direct_and_spool_config(tmp_path: Path, cert_dir: Path, signing_keys: dict[str, Path],
+                            secret_hash: str, backend_port: int) -> Path:
+    """Two routes to one backend: ``/segments/aam`` direct, ``/segments/spooled`` spooled."""
+    upstream = f"http://127.0.0.1:{backend_port}/segments/aam"
+    config = base_config(cert_dir, signing_keys, secret_hash, upstream)
+    config["server"].update({"port": free_port(), "http_port": None})
+    config["server"]["admin"]["port"] = free_port()
+    config["routes"].append({**config["routes"][0], "path": "/segments/spooled",
+                             "delivery": "spool"})
+    config["state"] = {"path": str(tmp_path / "state.db")}
+    config["spool"] = {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.2}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -89,8 +90,9 @@ async def test_a_spooled_push_reaches_the_backend_as_a_direct_one_would(
     assert status == 200 and headers["Content-Type"].startswith("application/json")
     assert json.loads(body)["spooled"] is True
     spooled = (await _until(lambda: _last_if(session, backend[0], "spool-1")))
-    direct["headers"].pop("X-Request-ID", None)
-    spooled["headers"].pop("X-Request-ID", None)
+    for seen in (direct, spooled):  # per request: its id, and its own new trace context
+        seen["headers"].pop("X-Request-ID", None)
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00", seen["headers"].pop("traceparent"))
     # The same method, query, headers (rewritten once, by the same code) and body bytes.
     assert spooled["headers"] == direct["headers"] and spooled["query"] == direct["query"]
     assert spooled["method"] == "POST" and spooled["body_bytes"] == len(SEED_PAYLOAD)
