@@ -5,7 +5,8 @@ with the exact headers of Adobe's sample, reused until a ``401`` and then replac
 however many workers saw the ``401``, and pushes of generated ``aam-segments`` payloads
 with ``Authorization: Bearer`` (RFC 6750 §2.1) at a fixed concurrency, optionally paced.
 The report is in ``loadtest_report.py``. Only loopback targets are accepted unless
-``allow_remote`` is set: CI must never load-test somebody else's host. Every run is bounded in time and in count.
+``allow_remote`` is set: CI must never load-test somebody else's host. Every run is
+bounded in time and in count.
 """
 
 from __future__ import annotations
