@@ -248,7 +248,10 @@ def _drain(proc: subprocess.Popen[str], keep: deque[str]) -> threading.Thread:
 
 
 def run_demo(*, workdir: Path, load_seconds: float = 5.0) -> int:
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
+    terminal = sys.stdout.isatty()
+    # Into a pipe or a file, lines stay whole (soft wrap): a JSON log line cut at the
+    # console's width would no longer parse. The width then only sizes the rules.
+    console = Console(highlight=False, width=None if terminal else 110, soft_wrap=not terminal)
     console.rule("[bold]aam-oauth-gateway demo")
     config, secret = _prepare(workdir.resolve(), console)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
