@@ -37,7 +37,7 @@ def read_tokens(r: Reader, value: Any, path: str) -> TokenSettings:
     if not keys and not any(e.startswith(f"{path}.keys") for e in r.errors):
         r.fail(f"{path}.keys", "at least one key is required (`gateway keys generate "
                                "--alg ES256 --kid k1 --out certs/jwt-k1.pem`)")
-    elif keys and not keys[0].can_sign:
+    elif keys and algorithm is not None and not keys[0].can_sign:
         r.fail(f"{path}.keys[0]", "the first key signs, so it needs a private key or secret")
     unique(r, [(f"{path}.keys[{i}]", k.kid) for i, k in enumerate(keys)], "kid")
     return TokenSettings(

@@ -163,7 +163,7 @@ class Reader:
         if raw is None:
             return default
         if not isinstance(raw, str):
-            self.fail(path, "expected a string: " + one_of(raw, choices))
+            self.fail(path, "expected a string: " + one_of("", choices))
             return None
         if raw not in choices:
             self.fail(path, one_of(raw, choices))

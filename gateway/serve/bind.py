@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import socket
 
 __all__ = ["ListenError", "ensure_free", "listen_error"]
@@ -26,7 +27,9 @@ def _address(host: str, port: int) -> str:
 
 
 def listen_error(key: str, host: str, port: int, exc: OSError) -> ListenError:
-    reason = exc.strerror or str(exc)
+    # uvloop's bind errors carry the errno but a text of their own; the C library's is
+    # the one operators know.
+    reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
     if exc.errno == errno.EADDRINUSE:
         reason += " (another gateway or program listens there: stop it, or change " + key + ")"
     elif exc.errno == errno.EACCES:

@@ -209,7 +209,8 @@ async def _walkthrough(console: Console, ports: dict[str, int], backend: str,
     console.rule(f"4. The IRIS simulator: {load_seconds:g} s of pushes, 10 users each")
     report = await run_load(LoadOptions(
         url=https + "/segments/aam", credential=basic_credential(DEMO_CLIENT, secret),
-        duration=load_seconds, concurrency=16, ssl_context=context))
+        duration=load_seconds, concurrency=16, ssl_context=context,
+        admin_url=f"http://127.0.0.1:{ports['admin']}"))
     report.render(console)
 
 

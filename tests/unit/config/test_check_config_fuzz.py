@@ -32,7 +32,8 @@ ENUMERATIONS = ["ES256", "RS256", "EdDSA", "HS256", "es256", "ES512", "none", "N
                 "none", "xml", "sha1", "sha256", "md5", "SHA1", "POST", "get", "TRACE"]
 FILES = ["certs/missing.pem", "/nonexistent/x.crt", "config.yaml", ".", "certs",
          "~/nope.pem", "certs/server.key", "certs/server.crt", "certs/jwt-dev-1.pem"]
-HASHES = ["sha256$" + "ab" * 32, "sha256$xyz", "scrypt$ln=14,r=8,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+HASHES = ["sha256$" + "ab" * 32, "sha256$xyz",
+          "scrypt$ln=14,r=8,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
           "scrypt$ln=99,r=8,p=1$c2FsdA$aGFzaA", "plain-secret", "bcrypt$x"]
 
 scalars = st.one_of(
