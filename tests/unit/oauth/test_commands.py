@@ -83,8 +83,8 @@ def _paste_under(marker: str, snippet: str) -> str:
     """The shipped config.yaml with ``snippet`` pasted, as printed, on the line after
     ``marker`` (what an operator does in an editor)."""
     text = SHIPPED.read_text()
-    at = text.index(marker) + len(marker)
-    return text[:at] + "\n" + snippet.rstrip("\n") + text[at:]
+    at = text.index("\n", text.index(marker) + len(marker)) + 1  # the next line
+    return text[:at] + snippet + text[at:]
 
 
 @pytest.mark.parametrize("options", [{"opaque": False}, {"opaque": True},
