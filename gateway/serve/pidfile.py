@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shlex
 from pathlib import Path
 
 __all__ = ["PidFile", "PidFileError", "running_pid"]
@@ -26,8 +27,9 @@ class PidFileError(Exception):
 class PidFile:
     """The lock on ``path``, held from ``acquire`` to ``release`` (or the process's end)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, config: Path | None = None) -> None:
         self.path = path
+        self._config = config  # named in the refusal: `gateway stop -c` with it finds the holder
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -49,9 +51,10 @@ class PidFile:
                 pid = _read_pid(fd)
                 os.close(fd)
                 holder = f"pid {pid}" if pid else "another process"
+                config = shlex.quote(str(self._config)) if self._config else "CONFIG"
                 raise PidFileError(
                     f"another gateway ({holder}) is running with server.pid_file "
-                    f"{self.path}; stop it first (`gateway stop -c CONFIG`) or give this "
+                    f"{self.path}; stop it first (`gateway stop -c {config}`) or give this "
                     f"one its own server.pid_file") from None
             # The file may have been unlinked by a gateway that stopped between our open
             # and our lock: then this lock guards nothing. Open the path again.

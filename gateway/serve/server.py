@@ -216,7 +216,7 @@ def serve(config: Path, worker: WorkerOptions | None = None) -> int:
     _install_uvloop()
     lock = None
     if worker is None:  # the supervisor holds it for its workers
-        lock = PidFile(settings.server.pid_file)
+        lock = PidFile(settings.server.pid_file, config)
         try:
             lock.acquire()
         except PidFileError as exc:

@@ -83,10 +83,11 @@ async def test_a_second_gateway_is_refused_by_pid_file_or_by_port(
     assert pid_file.read_text().strip() == str(first.process.pid)
 
     # The same pid file (the default beside a config in the same directory).
-    same, _, _ = launch("same-pid-file", workers=workers)
+    same, same_config, _ = launch("same-pid-file", workers=workers)
     assert await _exit_code(same) == 1
     assert any(f"another gateway (pid {first.process.pid}) is running with server.pid_file "
-               f"{pid_file}" in line for line in same.lines), same.lines
+               f"{pid_file}; stop it first (`gateway stop -c {same_config}`)" in line
+               for line in same.lines), same.lines
 
     # Its own pid file, the first one's public port: refused before any worker binds
     # with SO_REUSEPORT, which would have split the traffic between the two.
