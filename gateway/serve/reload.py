@@ -14,6 +14,7 @@ its running value, and a warning says it needs a restart.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import ssl
@@ -99,7 +100,8 @@ async def reload_app(app: web.Application) -> bool:
         await runtime.forwarder.start()
     except Exception as exc:  # any failure is a refused reload, never a dead task
         if runtime is not None:
-            await runtime.forwarder.close()
+            with contextlib.suppress(Exception):  # its pools, if any opened
+                await runtime.forwarder.close()
         log_refusal(exc)
         metrics.count("gateway_config_reloads_total", "error")
         return False
