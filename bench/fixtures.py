@@ -66,6 +66,8 @@ class Fixtures:
         ``state`` section given (Redis, bench/fleet.py) or an SQLite file of its own."""
         config = {
             "server": {"host": "127.0.0.1", "port": 0, "workers": workers,
+                       # A pid file per process (bench/fleet.py runs one file twice).
+                       "pid_file": "${GATEWAY_PID_FILE:-var/gateway-" + str(workers) + ".pid}",
                        "tls": {"cert_file": str(self.cert), "key_file": str(self.key)},
                        "admin": {"host": "127.0.0.1", "port": 0}},
             "tokens": {"issuer": ISSUER, "audience": AUDIENCE, "algorithm": "ES256",

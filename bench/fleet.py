@@ -62,7 +62,9 @@ def start_fleet(procs: Processes, fx: Fixtures, backend_port: int) -> tuple[Flee
     for index in (1, 2):
         gateway = procs.start(f"gateway-{index}-of-2",
                               [sys.executable, "-m", "gateway", "serve", "-c", str(config)],
-                              ready="gateway serving")
+                              ready="gateway serving",
+                              env={**os.environ,
+                                   "GATEWAY_PID_FILE": f"var/gateway-{index}-of-2.pid"})
         ports = _ports(gateway)
         env[f"GATEWAY{index}"] = f"127.0.0.1:{ports['https']}"
         env[f"GATEWAY{index}_ADMIN_PORT"] = str(ports["admin"])

@@ -39,6 +39,7 @@ class SpoolBench(Bench):
         config = yaml.safe_load(direct.read_text())
         config["routes"][0]["delivery"] = "spool"
         config["spool"] = {"path": str(self.fx.workdir / "spool.db")}
+        config["server"]["pid_file"] = "var/gateway-spool.pid"
         path = self.fx.workdir / "gateway-spool.yaml"
         path.write_text(yaml.safe_dump(config))
         proxy = self.procs.start(key, [sys.executable, "-m", "gateway", "serve", "-c", str(path)],

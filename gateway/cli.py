@@ -29,19 +29,21 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    from gateway.config import ConfigError, load
+    from gateway.serve.control import check_config
 
-    try:
-        settings = load(args.config)
-    except ConfigError as exc:
-        print(f"{args.config}: {len(exc.errors)} error(s)", file=sys.stderr)
-        for line in exc.errors:
-            print(f"  {line}", file=sys.stderr)
-        return 2
-    for warning in settings.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(settings.summary())
-    return 0
+    return check_config(args.config)
+
+
+def _cmd_reload(args: argparse.Namespace) -> int:
+    from gateway.serve.control import reload_gateway
+
+    return reload_gateway(args.config)
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    from gateway.serve.control import stop_gateway
+
+    return stop_gateway(args.config, args.wait)
 
 
 def _cmd_certs(args: argparse.Namespace) -> int:
@@ -67,13 +69,14 @@ def _cmd_keys_generate(args: argparse.Namespace) -> int:
 def _cmd_client_add(args: argparse.Namespace) -> int:
     from gateway.oauth.commands import client_add
 
-    return client_add(args.id, tuple(args.scope or ("segments:write",)), args.opaque)
+    return client_add(args.id, tuple(args.scope or ("segments:write",)), args.opaque,
+                      post=args.post)
 
 
 def _cmd_hash_secret(args: argparse.Namespace) -> int:
-    from gateway.oauth.commands import hash_secret
+    from gateway.oauth.commands import hash_secret, read_secret
 
-    return hash_secret(sys.stdin.read(), args.opaque)
+    return hash_secret(read_secret(sys.stdin, opaque=args.opaque), args.opaque)
 
 
 def _cmd_backend(args: argparse.Namespace) -> int:
@@ -125,6 +128,18 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     config_option(p)
     p.set_defaults(func=_cmd_check_config)
 
+    p = commands.add_parser("reload", help="check the file, then SIGHUP the running gateway "
+                                           "(found through server.pid_file)")
+    config_option(p)
+    p.set_defaults(func=_cmd_reload)
+
+    p = commands.add_parser("stop", help="SIGTERM the running gateway (found through "
+                                         "server.pid_file) and wait for it to drain")
+    config_option(p)
+    p.add_argument("--wait", type=float, default=45.0, metavar="SECONDS",
+                   help="how long to wait for it to exit (default 45: a 30 s drain and more)")
+    p.set_defaults(func=_cmd_stop)
+
     p = commands.add_parser("certs", help="a development CA and a server certificate")
     p.add_argument("--dir", type=Path, default=Path("certs"))
     p.add_argument("--host", action="append", default=[], help="another DNS name or IP")
@@ -146,9 +161,13 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--scope", action="append")
     p.add_argument("--opaque", action="store_true",
                    help="an opaque credential, as Adobe's sample (docs/adobe.md)")
+    p.add_argument("--post", action="store_true",
+                   help="also accept client_id/client_secret in the form body "
+                        "(client_secret_post, the default of some OAuth libraries)")
     p.set_defaults(func=_cmd_client_add)
 
-    p = commands.add_parser("hash-secret", help="read a secret on stdin, print its hash")
+    p = commands.add_parser("hash-secret", help="prompt for a secret (or read it from "
+                                                "stdin), print its hash")
     p.add_argument("--opaque", action="store_true",
                    help="a lookup hash for a high-entropy opaque credential (credential_hash)")
     p.set_defaults(func=_cmd_hash_secret)

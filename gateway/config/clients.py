@@ -14,11 +14,22 @@ from gateway.config.model import (
 )
 from gateway.config.yamlpath import Reader
 
+# Each key refuses the other's form. A sha256$ hash under secret_hash would pass the load
+# and then fail every RFC-form Basic request with 401, locking IRIS out; so it is refused
+# here, naming the key it belongs to.
+_WRONG_KEY = {
+    "sha256": "must be a sha256$ lookup hash: an opaque credential names no client, so it "
+              "is found by its digest (`gateway hash-secret --opaque`); an scrypt$ hash "
+              "belongs in secret_hash",
+    "scrypt": "must be an scrypt$ hash (`gateway hash-secret`); a sha256$ hash is the "
+              "lookup hash of an opaque credential and belongs in credential_hash",
+}
+
 
 def read_client(r: Reader, value: Any, path: str, tokens: TokenSettings) -> ClientSettings:
     m = r.mapping(value, path, ("client_id", "secret_hash", "credential_hash", "scopes",
                                 "allowed_cidrs", "rate_limit", "client_secret_post"))
-    secret_hashes = _read_hashes(r, m.get("secret_hash"), f"{path}.secret_hash", None)
+    secret_hashes = _read_hashes(r, m.get("secret_hash"), f"{path}.secret_hash", "scrypt")
     credential_hashes = _read_hashes(r, m.get("credential_hash"), f"{path}.credential_hash",
                                      "sha256")
     if m.get("secret_hash") is None and m.get("credential_hash") is None:
@@ -43,7 +54,7 @@ def read_client(r: Reader, value: Any, path: str, tokens: TokenSettings) -> Clie
                                      default=False),
     )
 
-def _read_hashes(r: Reader, value: Any, path: str, scheme: str | None) -> tuple[PasswordHash, ...]:
+def _read_hashes(r: Reader, value: Any, path: str, scheme: str) -> tuple[PasswordHash, ...]:
     result: list[PasswordHash] = []
     entries = [(path, value)] if isinstance(value, str) else r.items(value, path)
     for item_path, item in entries:
@@ -51,12 +62,11 @@ def _read_hashes(r: Reader, value: Any, path: str, scheme: str | None) -> tuple[
         try:
             parsed = parse_hash(text)
         except HashFormatError as exc:
-            r.fail(item_path, f"{exc} (make one with `gateway hash-secret`)")
+            opaque = " --opaque" if scheme == "sha256" else ""
+            r.fail(item_path, f"{exc} (make one with `gateway hash-secret{opaque}`)")
             continue
-        if scheme is not None and parsed.scheme != scheme:
-            r.fail(item_path, "must be a sha256$ lookup hash: an opaque credential names no "
-                              "client, so it is found by its digest "
-                              "(`gateway hash-secret --opaque`)")
+        if parsed.scheme != scheme:
+            r.fail(item_path, _WRONG_KEY[scheme])
             continue
         result.append(parsed)
     return tuple(result)

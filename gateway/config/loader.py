@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.config.clients import read_client
+from gateway.config.crosscheck import check_issuer
 from gateway.config.listener import check_certificates, check_private_key, read_server
 from gateway.config.model import (
     KEY_PREFIX,
@@ -55,6 +56,7 @@ def _read_settings(r: Reader, tree: Any, source: Path) -> Settings:
         r.errors[:] = [f"{source}: expected a YAML mapping at the top level"]
     server = read_server(r, top.get("server"), "server")
     tokens = read_tokens(r, top.get("tokens"), "tokens")
+    check_issuer(r, server, tokens)
     client_items = r.items(top.get("clients"), "clients")
     clients = tuple(read_client(r, v, p, tokens) for p, v in client_items)
     unique(r, [(p, c.client_id) for (p, _), c in zip(r.items(top.get("clients"), "clients"),
@@ -89,13 +91,15 @@ def _read_upstream_tls(r: Reader, value: Any, path: str) -> UpstreamTLSSettings:
 
 def _read_state(r: Reader, value: Any, path: str) -> StateSettings:
     m = r.mapping(value, path, ("backend", "path", "url", "password", "ca_file", "key_prefix"))
-    backend = r.string(m.get("backend"), f"{path}.backend", default="sqlite",
-                       choices=("sqlite", "redis"))
+    backend = r.choice(m.get("backend"), f"{path}.backend", ("sqlite", "redis"),
+                       default="sqlite")
     url = r.optional_string(m.get("url"), f"{path}.url")
     password = r.optional_string(m.get("password"), f"{path}.password")
     ca_file = r.optional_file(m.get("ca_file"), f"{path}.ca_file", check=check_certificates)
     prefix = r.string(m.get("key_prefix"), f"{path}.key_prefix", default="gateway:")
-    if backend == "redis":
+    if backend is None:
+        pass  # refused above; which keys apply depends on it
+    elif backend == "redis":
         if url is None:
             r.fail(f"{path}.url", "is required when backend is redis")
         else:
@@ -111,7 +115,7 @@ def _read_state(r: Reader, value: Any, path: str) -> StateSettings:
         for key in ("url", "password", "ca_file", "key_prefix"):
             r.check(m.get(key) is None, f"{path}.{key}", "applies to backend: redis only")
     db_path = r.string(m.get("path"), f"{path}.path", default="var/gateway.db")
-    return StateSettings(backend=backend,  # type: ignore[arg-type]
+    return StateSettings(backend=backend or "sqlite",  # type: ignore[arg-type]
                          path=(r.base_dir / db_path).resolve(), url=url, password=password,
                          ca_file=ca_file, key_prefix=prefix)
 

@@ -68,6 +68,9 @@ class ServerSettings:
     trusted_proxies: tuple[Network, ...] = ()
     max_body_bytes: int = MAX_BODY_BYTES
     admin: AdminSettings = field(default_factory=AdminSettings)
+    # Locked while a gateway runs: a second one with the same file refuses to start, and
+    # `gateway reload` / `gateway stop` find the running one through it.
+    pid_file: Path = Path("var/gateway.pid")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,6 +10,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from gateway.config.hints import shell_path
 from gateway.config.model import (
     ALGORITHMS,
     SigningKeySettings,
@@ -27,14 +28,16 @@ _KEY_TYPES: dict[str, tuple[type, ...]] = {
 def read_tokens(r: Reader, value: Any, path: str) -> TokenSettings:
     m = r.mapping(value, path, ("issuer", "audience", "ttl_seconds", "leeway_seconds",
                                 "failed_auth_per_minute", "algorithm", "keys", "realm"))
-    algorithm = r.string(m.get("algorithm"), f"{path}.algorithm", default="ES256",
-                         choices=ALGORITHMS)
+    # None when the value is refused: the keys are then read without an algorithm to
+    # check them against (a key-type table keyed by a refused name would fail on it).
+    algorithm = r.choice(m.get("algorithm"), f"{path}.algorithm", ALGORITHMS, default="ES256")
     keys: list[SigningKeySettings] = []
     for key_path, item in r.items(m.get("keys"), f"{path}.keys"):
         keys.append(_read_signing_key(r, item, key_path, algorithm))
     if not keys and not any(e.startswith(f"{path}.keys") for e in r.errors):
-        r.fail(f"{path}.keys", "at least one key is required (`gateway keys generate`)")
-    elif keys and not keys[0].can_sign:
+        r.fail(f"{path}.keys", "at least one key is required (`gateway keys generate "
+                               "--alg ES256 --kid k1 --out certs/jwt-k1.pem`)")
+    elif keys and algorithm is not None and not keys[0].can_sign:
         r.fail(f"{path}.keys[0]", "the first key signs, so it needs a private key or secret")
     unique(r, [(f"{path}.keys[{i}]", k.kid) for i, k in enumerate(keys)], "kid")
     return TokenSettings(
@@ -48,12 +51,13 @@ def read_tokens(r: Reader, value: Any, path: str) -> TokenSettings:
         failed_auth_per_minute=r.integer(m.get("failed_auth_per_minute"),
                                          f"{path}.failed_auth_per_minute", default=10,
                                          minimum=1, maximum=100000),
-        algorithm=algorithm,  # type: ignore[arg-type]
+        algorithm=algorithm or "ES256",  # type: ignore[arg-type]
         keys=tuple(keys),
         realm=r.string(m.get("realm"), f"{path}.realm", default="gateway"),
     )
 
-def _read_signing_key(r: Reader, value: Any, path: str, algorithm: str) -> SigningKeySettings:
+def _read_signing_key(r: Reader, value: Any, path: str,
+                      algorithm: str | None) -> SigningKeySettings:
     m = r.mapping(value, path, ("kid", "private_key_file", "public_key_file", "secret"))
     kid = r.string(m.get("kid"), f"{path}.kid")
     given = [k for k in ("private_key_file", "public_key_file", "secret") if m.get(k) is not None]
@@ -61,7 +65,9 @@ def _read_signing_key(r: Reader, value: Any, path: str, algorithm: str) -> Signi
         r.fail(path, "give exactly one of private_key_file, public_key_file, secret")
     private = public = None
     secret = None
-    if algorithm == "HS256":
+    if algorithm is None:
+        pass  # the algorithm is refused; its keys cannot be judged against it
+    elif algorithm == "HS256":
         if m.get("private_key_file") is not None or m.get("public_key_file") is not None:
             r.fail(path, "HS256 keys are a `secret`, not key files")
         if m.get("secret") is not None:
@@ -74,16 +80,23 @@ def _read_signing_key(r: Reader, value: Any, path: str, algorithm: str) -> Signi
         if m.get("private_key_file") is not None:
             private = r.file(m["private_key_file"], f"{path}.private_key_file",
                              check=lambda p: check_signing_key(p, algorithm, private=True),
-                             hint=" (run `gateway keys generate`)")
+                             hint=_keys_hint(r, algorithm, kid, m["private_key_file"]))
         if m.get("public_key_file") is not None:
             public = r.file(m["public_key_file"], f"{path}.public_key_file",
                             check=lambda p: check_signing_key(p, algorithm, private=False))
     return SigningKeySettings(kid=kid, private_key_file=private, public_key_file=public,
                               secret=secret)
 
+def _keys_hint(r: Reader, algorithm: str, kid: str, given: Any) -> str:
+    """The whole command that writes the missing key where the file names it."""
+    out = ""
+    if isinstance(given, str) and given and "${" not in given:
+        out = f" --out {shell_path(r.base_dir, given)}"
+    return f" (run `gateway keys generate --alg {algorithm} --kid {kid or 'KID'}{out}`)"
+
 def check_signing_key(path: Path, algorithm: str, *, private: bool) -> str | None:
-    data = path.read_bytes()
     try:
+        data = path.read_bytes()
         key: Any = (serialization.load_pem_private_key(data, password=None) if private
                     else serialization.load_pem_public_key(data))
     except (ValueError, TypeError, OSError):

@@ -12,13 +12,15 @@ import contextlib
 import ipaddress
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
+
+from gateway.config.hints import did_you_mean, one_of
 
 __all__ = ["ConfigError", "Reader", "load_yaml", "unique"]
 
@@ -99,11 +101,12 @@ class Reader:
         if not isinstance(value, dict):
             self.fail(path, "expected a mapping")
             return {}
-        allowed_set = set(allowed)
+        allowed_list = list(allowed)
         for key in value:
-            if key not in allowed_set:
-                self.fail(_join(path, str(key)), "unknown key")
-        return {str(k): v for k, v in value.items() if k in allowed_set}
+            if key not in allowed_list:
+                self.fail(_join(path, str(key)),
+                          "unknown key" + did_you_mean(key, allowed_list))
+        return {str(k): v for k, v in value.items() if k in allowed_list}
 
     def items(self, value: Any, path: str) -> list[tuple[str, Any]]:
         """The entries of a list with their paths; ``None`` reads as empty."""
@@ -146,8 +149,26 @@ class Reader:
         if choices is not None:
             options = list(choices)
             if value not in options:
-                self.fail(path, "must be one of " + ", ".join(repr(o) for o in options))
+                self.fail(path, one_of(value, options))
+                # What follows reads a known value, never the refused one (a table keyed
+                # by the enumeration would fail on it); the error already stops the load.
+                return default if default is not None else options[0]
         return str(value)
+
+    def choice(self, value: Any, path: str, choices: Sequence[str], *,
+               default: str) -> str | None:
+        """One of ``choices`` (``default`` when absent); None, after recording the error,
+        when the value is none of them, so that checks depending on it can be skipped."""
+        raw = self.interpolate(value, path)
+        if raw is None:
+            return default
+        if not isinstance(raw, str):
+            self.fail(path, "expected a string: " + one_of("", choices))
+            return None
+        if raw not in choices:
+            self.fail(path, one_of(raw, choices))
+            return None
+        return str(raw)
 
     def optional_string(self, value: Any, path: str) -> str | None:
         if value is None:
@@ -259,6 +280,7 @@ class Reader:
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
+
 def unique(r: Reader, entries: list[tuple[str, str]], what: str) -> None:
     seen: dict[str, str] = {}
     for path, value in entries:
@@ -266,5 +288,3 @@ def unique(r: Reader, entries: list[tuple[str, str]], what: str) -> None:
             r.fail(f"{path}.{what}", f"duplicate of {seen[value]}")
         seen.setdefault(value, path)
 
-
-# -- file checks: each returns a reason or None ---------------------------------------

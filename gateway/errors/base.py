@@ -21,6 +21,8 @@ class GatewayError(Exception):
     error: ClassVar[str] = "server_error"
     status_code: ClassVar[int] = 500
     description: ClassVar[str] = "The gateway could not handle the request."
+    # False for an answer that is no OAuth error (a 404): its body then has no ``error``.
+    body_names_error: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -24,9 +24,17 @@ __all__ = [
 
 
 class NotFoundError(GatewayError):
+    """No route or endpoint. The body names no ``error``: an OAuth client reads an
+    ``error`` member as the authorization server's answer (openid-client's discovery of
+    ``/.well-known/openid-configuration`` would report an OAuth error "not_found"), while
+    a 404 only says that nothing is here. ``error`` stays the code in metrics and logs."""
+
     error = "not_found"
     status_code = 404
-    description = "No route matches this path."
+    body_names_error = False
+    description = ("No route matches this path. This server's OAuth metadata (RFC 8414) is "
+                   "at /.well-known/oauth-authorization-server; it has no OpenID Connect "
+                   "discovery.")
 
 
 class MethodNotAllowedError(GatewayError):

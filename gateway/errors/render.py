@@ -22,6 +22,8 @@ log = logging.getLogger("gateway")
 
 
 def error_body(error: GatewayError) -> bytes:
+    if not error.body_names_error:
+        return json.dumps({"error_description": error.text}, separators=(",", ":")).encode()
     return json.dumps(
         {"error": error.error, "error_description": error.text}, separators=(",", ":")
     ).encode()

@@ -49,8 +49,12 @@ def metadata(tokens: TokenSettings, clients: Iterable[ClientSettings]) -> dict[s
         "token_endpoint": base + TOKEN_PATH,
         "jwks_uri": base + JWKS_PATH,
         "grant_types_supported": ["client_credentials"],
-        # RFC 8414 §2 makes this REQUIRED; no authorization endpoint, so no response type.
-        "response_types_supported": [],
+        # RFC 8414 §2 makes this REQUIRED. RFC 7591 §2.1 pairs client_credentials with no
+        # response type, but an empty list fails common validators (Authlib's
+        # AuthorizationServerMetadata.validate()). "none" (OAuth 2.0 Multiple Response Type
+        # Encoding Practices §4) is the registered type that issues nothing at an
+        # authorization endpoint, and this document names none to try it at.
+        "response_types_supported": ["none"],
         "token_endpoint_auth_methods_supported": auth_methods,
         # RFC 8414 §2 (from RFC 7009 and RFC 7662): the same client authentication.
         "revocation_endpoint": base + REVOKE_PATH,

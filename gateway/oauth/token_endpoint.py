@@ -123,7 +123,11 @@ async def authenticate_client(request: web.Request, runtime: Runtime,
             if form.get("client_id", client.client_id) != client.client_id:
                 raise InvalidRequestError("client_id does not match the credentials.")
         elif "client_id" in form and "client_secret" in form:
-            client = registry.authenticate_post(form["client_id"], form["client_secret"])
+            try:
+                client = registry.authenticate_post(form["client_id"], form["client_secret"])
+            except InvalidClientError:
+                raise InvalidClientError(_body_refusal(registry.clients),
+                                         realm=registry.realm) from None
         else:
             raise InvalidClientError(realm=registry.realm)
     except InvalidClientError:
@@ -133,6 +137,20 @@ async def authenticate_client(request: web.Request, runtime: Runtime,
     if trace is not None:  # absent only in unit tests that mount the endpoint alone
         trace.client_id = client.client_id
     return client
+
+
+def _body_refusal(clients: tuple[ClientSettings, ...]) -> str:
+    """What a failed ``client_secret_post`` is told: the same words whether the id is
+    unknown, known without ``client_secret_post`` or known with a wrong secret, so they
+    say nothing of the client; only whether any client may use the body, which the
+    metadata's ``token_endpoint_auth_methods_supported`` publishes anyway."""
+    if any(c.client_secret_post for c in clients):
+        return ("Client authentication failed. Credentials in the request body "
+                "(client_secret_post) are accepted only from clients configured for them; "
+                "otherwise send them with HTTP Basic (client_secret_basic).")
+    return ("Client authentication failed. Credentials in the request body "
+            "(client_secret_post) are not enabled here; send them with HTTP Basic "
+            "(client_secret_basic).")
 
 
 def caller_address(request: web.Request, runtime: Runtime) -> str:

@@ -14,6 +14,7 @@ its running value, and a warning says it needs a restart.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import ssl
@@ -30,7 +31,7 @@ __all__ = ["apply_tls", "log_refusal", "merge_restart_only", "prepare_reload", "
 log = logging.getLogger("gateway.reload")
 
 _RESTART_ONLY = ("host", "port", "workers", "http_port", "trusted_proxies", "max_body_bytes",
-                 "admin")
+                 "admin", "pid_file")
 
 
 def merge_restart_only(running: Settings, new: Settings) -> tuple[Settings, list[str]]:
@@ -78,8 +79,13 @@ def prepare_reload(running: Settings) -> tuple[Settings, list[str]]:
     return settings, restart
 
 
-def log_refusal(exc: ConfigError) -> None:
-    for line in exc.errors:
+def log_refusal(exc: Exception) -> None:
+    """Log a reload that did not happen: every ``path: reason`` of a ConfigError, or the
+    type of anything else that failed while the new configuration was being built (only
+    the type: an exception's text may quote a secret from the file)."""
+    lines = exc.errors if isinstance(exc, ConfigError) else [
+        f"the new configuration could not be built: {exc.__class__.__name__}"]
+    for line in lines:
         log.error("reload refused, the running configuration stays: %s", line,
                   extra={"reason_id": "reload_invalid"})
 
@@ -87,14 +93,18 @@ def log_refusal(exc: ConfigError) -> None:
 async def reload_app(app: web.Application) -> bool:
     """Reload ``app``'s configuration file; True when the new one is now serving."""
     metrics = app[keys.METRICS]
+    runtime = None
     try:
         settings, restart = prepare_reload(app[keys.SETTINGS])
         runtime = Runtime(settings, app[keys.SHARED_STATE], metrics, app[keys.SPOOL])
-    except ConfigError as exc:
+        await runtime.forwarder.start()
+    except Exception as exc:  # any failure is a refused reload, never a dead task
+        if runtime is not None:
+            with contextlib.suppress(Exception):  # its pools, if any opened
+                await runtime.forwarder.close()
         log_refusal(exc)
         metrics.count("gateway_config_reloads_total", "error")
         return False
-    await runtime.forwarder.start()
     app[keys.RUNTIME].swap(runtime)
     apply_tls(app[keys.TLS_CONTEXT], settings.server.tls)
     logging.getLogger().setLevel(settings.logging.level.upper())

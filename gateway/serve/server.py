@@ -27,14 +27,17 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway import keys
-from gateway.config import ConfigError, Settings, load
+from gateway.config import ConfigError, Settings
 from gateway.oauth.keys import KeySet
 from gateway.observe.accesslog import access_logger_class, stdout_writer
 from gateway.observe.logs import configure_logging
 from gateway.observe.metrics import Snapshot, write_snapshot
 from gateway.serve.admin import create_admin_app
 from gateway.serve.app import create_app
+from gateway.serve.bind import ListenError, listen_error
+from gateway.serve.control import validated
 from gateway.serve.guards import GuardedAppRunner, GuardedTCPSite
+from gateway.serve.pidfile import PidFile, PidFileError
 from gateway.serve.reload import reload_app
 
 __all__ = ["DRAIN_SECONDS", "RunningGateway", "WorkerOptions", "serve", "start_gateway"]
@@ -109,26 +112,31 @@ async def start_gateway(settings: Settings, worker: WorkerOptions | None = None)
     await public.setup()
     running = RunningGateway(app, [public])
     reuse = worker is not None
+
+    async def bind(site: web.TCPSite, key: str, name: str, host: str, port: int) -> None:
+        try:
+            await site.start()
+        except OSError as exc:
+            raise listen_error(key, host, port, exc) from None
+        running.ports[name] = _bound_port(site)
+
     try:
-        tls_site = GuardedTCPSite(public, server.host,
-                                  worker.https_port if worker is not None else server.port,
+        https_port = worker.https_port if worker is not None else server.port
+        tls_site = GuardedTCPSite(public, server.host, https_port,
                                   ssl_context=app[keys.TLS_CONTEXT], backlog=1024,
                                   reuse_port=reuse)
-        await tls_site.start()
-        running.ports["https"] = _bound_port(tls_site)
+        await bind(tls_site, "server.port", "https", server.host, https_port)
         http_port = worker.http_port if worker is not None else server.http_port
         if http_port is not None:
-            http_site = web.TCPSite(public, server.host, http_port, reuse_port=reuse)
-            await http_site.start()
-            running.ports["http"] = _bound_port(http_site)
+            await bind(web.TCPSite(public, server.host, http_port, reuse_port=reuse),
+                       "server.http_port", "http", server.host, http_port)
         if worker is None:
             admin = web.AppRunner(create_admin_app(AppProbe(app)), access_log=None,
                                   shutdown_timeout=5.0)
             await admin.setup()
             running.runners.append(admin)
-            admin_site = web.TCPSite(admin, server.admin.host, server.admin.port)
-            await admin_site.start()
-            running.ports["admin"] = _bound_port(admin_site)
+            await bind(web.TCPSite(admin, server.admin.host, server.admin.port),
+                       "server.admin.port", "admin", server.admin.host, server.admin.port)
     except BaseException:
         await running.stop()
         raise
@@ -196,7 +204,7 @@ def _install_uvloop() -> None:
 def serve(config: Path, worker: WorkerOptions | None = None) -> int:
     """Run until SIGTERM/SIGINT; exit 2 when the configuration is invalid."""
     try:
-        settings = load(config)
+        settings = validated(config)  # what check-config checks, no less
     except ConfigError as exc:
         for line in exc.errors:
             print(line, file=sys.stderr)
@@ -206,6 +214,22 @@ def serve(config: Path, worker: WorkerOptions | None = None) -> int:
         for warning in settings.warnings:
             log.warning("configuration: %s", warning, extra={"reason_id": "config_warning"})
     _install_uvloop()
+    lock = None
+    if worker is None:  # the supervisor holds it for its workers
+        lock = PidFile(settings.server.pid_file, config)
+        try:
+            lock.acquire()
+        except PidFileError as exc:
+            print(f"gateway serve: {exc}", file=sys.stderr)
+            return 1
+    try:
+        return _run(settings, worker)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(settings: Settings, worker: WorkerOptions | None) -> int:
     if settings.server.workers > 1 and worker is None:
         from gateway.serve.supervisor import supervise
 
@@ -217,8 +241,11 @@ def serve(config: Path, worker: WorkerOptions | None = None) -> int:
 
     try:
         asyncio.run(_serve(settings, announce if worker is None else None, worker))
+    except ListenError as exc:
+        print(f"gateway serve: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
-        print(f"cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        print(f"gateway serve: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except ConfigError as exc:  # a key that parsed at load time but not into a key set
         for line in exc.errors:

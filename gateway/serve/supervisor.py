@@ -34,6 +34,7 @@ from gateway.oauth.keys import KeySet
 from gateway.observe.accesslog import stdout_writer
 from gateway.observe.metrics import Metrics, Snapshot, read_snapshots, without_gauges
 from gateway.serve.admin import create_admin_app
+from gateway.serve.bind import ListenError, ensure_free, listen_error
 from gateway.serve.reload import log_refusal, prepare_reload
 
 __all__ = ["Supervisor", "supervise"]
@@ -139,7 +140,7 @@ class Supervisor:
         try:
             settings, _ = prepare_reload(self.settings)
             keyset = KeySet.from_settings(settings.tokens)
-        except ConfigError as exc:
+        except Exception as exc:  # any failure is a refused reload, never a dead handler
             log_refusal(exc)
             self.metrics.count("gateway_config_reloads_total", "error")
             return
@@ -175,13 +176,21 @@ class Supervisor:
         admin = web.AppRunner(create_admin_app(self), access_log=None, shutdown_timeout=5.0)
         watchers: list[asyncio.Task[None]] = []
         try:
-            for name, port in (("https", server.port), ("http", server.http_port)):
+            for name, key, port in (("https", "server.port", server.port),
+                                    ("http", "server.http_port", server.http_port)):
                 if port is not None:
+                    # Before any worker binds with SO_REUSEPORT, which would share the
+                    # port with another gateway's workers instead of failing (bind.py).
+                    ensure_free(key, server.host, port)
                     held, self.ports[name] = _reserve(server.host, port)
                     self._held += [held] if held is not None else []
             await admin.setup()
             site = web.TCPSite(admin, server.admin.host, server.admin.port)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                raise listen_error("server.admin.port", server.admin.host, server.admin.port,
+                                   exc) from None
             self.ports["admin"] = admin.addresses[0][1]
             started = await asyncio.gather(*(self._spawn(i) for i in range(server.workers)))
             if not all(started):
@@ -216,8 +225,11 @@ def supervise(settings: Settings) -> int:
         return 2
     try:
         return asyncio.run(supervisor.run())
+    except ListenError as exc:
+        print(f"gateway serve: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
-        print(f"cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        print(f"gateway serve: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
     finally:
         stdout_writer().flush()

@@ -210,7 +210,8 @@ async def _walkthrough(console: Console, ports: dict[str, int], backend: str,
     console.rule(f"4. The IRIS simulator: {load_seconds:g} s of pushes, 10 users each")
     report = await run_load(LoadOptions(
         url=https + "/segments/aam", credential=basic_credential(DEMO_CLIENT, secret),
-        duration=load_seconds, concurrency=16, ssl_context=context))
+        duration=load_seconds, concurrency=16, ssl_context=context,
+        admin_url=f"http://127.0.0.1:{ports['admin']}"))
     report.render(console)
     return report
 
@@ -239,18 +240,18 @@ async def _operations(console: Console, ports: dict[str, int], log: deque[str]) 
 
 def _drain(proc: subprocess.Popen[str], keep: deque[str]) -> threading.Thread:
     """Read the gateway's stdout to the end: an unread pipe would block its log writes."""
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            keep.append(line.rstrip("\n"))
-
-    thread = threading.Thread(target=read, daemon=True)
+    stdout = proc.stdout
+    assert stdout is not None
+    thread = threading.Thread(target=lambda: keep.extend(x.rstrip("\n") for x in stdout),
+                              daemon=True)
     thread.start()
     return thread
 
 
 def run_demo(*, workdir: Path, load_seconds: float = 5.0) -> int:
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
+    terminal = sys.stdout.isatty()
+    # Into a pipe, lines stay whole (soft wrap): a JSON log line cut at a width won't parse.
+    console = Console(highlight=False, width=None if terminal else 110, soft_wrap=not terminal)
     console.rule("[bold]aam-oauth-gateway demo")
     config, secret = _prepare(workdir.resolve(), console)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -264,9 +265,8 @@ def run_demo(*, workdir: Path, load_seconds: float = 5.0) -> int:
         gateway_proc, line = _start(["serve", "-c", str(config)], "gateway serving", env)
         processes.procs.append(gateway_proc)
         ports = _ports(line)
-        console.print(f"[bold]started[/] gateway https://localhost:{ports['https']} "
-                      f"(plain-HTTP refusal port {ports['http']}, status page "
-                      f"http://127.0.0.1:{ports['admin']}/)")
+        console.print(f"[bold]started[/] gateway https://localhost:{ports['https']} (plain-HTTP "
+                      f"port {ports['http']}, status page http://127.0.0.1:{ports['admin']}/)")
         log: deque[str] = deque(maxlen=2000)
         _drain(gateway_proc, log)
         context = ssl.create_default_context(cafile=str(workdir / "certs" / "ca.crt"))

@@ -18,11 +18,13 @@ import random
 import ssl
 import time
 from collections import Counter
+from urllib.parse import urlsplit
 
 import aiohttp
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from gateway.tools.loadtest_bottleneck import GatewayTimes, scrape
 from gateway.tools.loadtest_html import LoadSamples
 from gateway.tools.loadtest_options import (
     IRIS_USER_AGENT,
@@ -65,6 +67,17 @@ def error_kind(exc: BaseException) -> str:
 
 # What a failed push may raise; anything else is a bug in the simulator and must surface.
 _PUSH_ERRORS = (aiohttp.ClientError, TimeoutError, OSError, TokenFetchError)
+TLS_HINT = ("the server's certificate is not trusted: pass --ca with the CA that signed it "
+            "(certs/ca.crt for the chain `gateway certs` made)")
+
+
+async def _gateway_times(options: LoadOptions) -> tuple[GatewayTimes | None, str | None]:
+    if options.admin_url is None:
+        return None, None
+    try:
+        return await scrape(options.admin_url, urlsplit(options.url).path), None
+    except (aiohttp.ClientError, TimeoutError, ValueError, OSError) as exc:
+        return None, f"{options.admin_url}: {exc.__class__.__name__}"
 
 
 class _Tokens:
@@ -221,9 +234,12 @@ async def run_load(options: LoadOptions, *, console: Console | None = None) -> L
         try:
             await tokens.current()
         except _PUSH_ERRORS as exc:
+            kind = error_kind(exc)
+            hint = f"; {TLS_HINT}" if kind == "tls_error" and not options.ca_file else ""
             raise LoadTestError(
-                f"no token from {options.effective_token_url}: {error_kind(exc)} ({exc})"
+                f"no token from {options.effective_token_url}: {kind} ({exc}){hint}"
             ) from exc
+        before, problem = await _gateway_times(options)
         cpu_before = time.process_time()
         state = _Run(options, session, tokens, pool)
         bar = (asyncio.create_task(state.show_progress(console or Console()))
@@ -236,7 +252,10 @@ async def run_load(options: LoadOptions, *, console: Console | None = None) -> L
                 await asyncio.gather(bar, return_exceptions=True)
         elapsed = state.loop.time() - state.started
         cpu = time.process_time() - cpu_before
+    after, problem = await _gateway_times(options) if problem is None else (None, problem)
     notes: list[str] = []
+    if state.errors.get("tls_error") and not options.ca_file:
+        notes.append(f"TLS errors: {TLS_HINT}.")
     achieved = state.done / elapsed if elapsed > 0 else 0.0
     if options.rate is not None and achieved < 0.95 * options.rate:
         # Pacing only holds requests back; with too few workers the offered rate is lower.
@@ -261,4 +280,6 @@ async def run_load(options: LoadOptions, *, console: Console | None = None) -> L
         cpu_count=os.cpu_count() or 1,
         notes=tuple(notes),
         samples=state.samples,
+        gateway=after - before if after is not None and before is not None else None,
+        scrape_problem=problem,
     )

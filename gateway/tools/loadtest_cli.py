@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     auth.add_argument("--secret", help="client secret (RFC 6749 §2.3.1 Basic form)")
     auth.add_argument("--credential", help="opaque credential, sent as 'Basic CREDENTIAL'")
     parser.add_argument("--token-url", help="default: the URL's origin + /oauth2/token")
+    parser.add_argument("--admin-url", metavar="URL",
+                        help="the gateway's admin listener (http://127.0.0.1:9090): its "
+                             "/metrics tell whether the gateway or the backend was the limit")
     parser.add_argument("--method", type=str.upper, choices=("POST", "GET"), default="POST")
     parser.add_argument("--users-per-request", type=int, default=10, metavar="N",
                         help="users in each push (default 10, IRIS's default maximum)")
@@ -76,6 +79,7 @@ def options_from_args(args: argparse.Namespace) -> LoadOptions:
         duration=args.duration, requests=args.requests, rate=args.rate, timeout=args.timeout,
         ca_file=args.ca, insecure=args.insecure, allow_remote=args.allow_remote, seed=args.seed,
         progress=not (args.json or args.no_progress) and sys.stdout.isatty(),
+        admin_url=args.admin_url,
     )
 
 
@@ -122,8 +126,10 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if args.json:
         print(json.dumps(report.to_dict(), sort_keys=True))
-    else:
+    elif sys.stdout.isatty():
         report.render(Console())
+    else:
+        print(report.format_text())  # whole lines, never wrapped to a console's width
     if args.report is not None:
         try:
             written = write_report(report, report.samples, args.report)

@@ -105,10 +105,13 @@ class LoadOptions:
     allow_remote: bool = False
     seed: int = 0
     progress: bool = False
+    admin_url: str | None = None  # the gateway's admin listener, to read its /metrics
 
     def __post_init__(self) -> None:
         _check_url("URL", self.url, self.allow_remote)
         _check_url("--token-url", self.effective_token_url, self.allow_remote)
+        if self.admin_url is not None:
+            _check_url("--admin-url", self.admin_url, self.allow_remote)
         # A header value: printable ASCII only, so no CR/LF can split the request.
         if not (self.credential.isascii() and self.credential.isprintable()) or not self.credential:
             raise UsageError("the credential must be non-empty printable ASCII")

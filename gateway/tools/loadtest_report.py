@@ -19,14 +19,17 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from gateway.tools.loadtest_bottleneck import (
+    SIMULATOR_BOTTLENECK,
+    GatewayTimes,
+    Verdict,
+    verdict,
+)
+
 if TYPE_CHECKING:
     from gateway.tools.loadtest_html import LoadSamples
 
 __all__ = ["SIMULATOR_BOTTLENECK", "LatencySummary", "LoadReport", "percentile"]
-
-# At or above this share of one core the simulator, not the target, limits the rate: the
-# event loop is busy building requests and parsing responses and cannot offer more load.
-SIMULATOR_BOTTLENECK = 0.90
 
 
 def percentile(sorted_values: Sequence[float], pct: float) -> float:
@@ -87,6 +90,9 @@ class LoadReport:
     notes: tuple[str, ...] = field(default=())
     # Each answered push, for ``--report``'s charts (loadtest_html.py); not in to_dict.
     samples: LoadSamples | None = field(default=None, compare=False, repr=False)
+    # The gateway's own counts for the route over the run (--admin-url), or why not.
+    gateway: GatewayTimes | None = None
+    scrape_problem: str | None = None
 
     @property
     def successes(self) -> int:
@@ -113,6 +119,10 @@ class LoadReport:
     @property
     def simulator_bottleneck(self) -> bool:
         return self.cpu_utilisation >= SIMULATOR_BOTTLENECK
+
+    @property
+    def bottleneck(self) -> Verdict:
+        return verdict(self.cpu_utilisation, self.gateway, self.scrape_problem)
 
     def to_dict(self) -> dict[str, Any]:
         """One JSON-ready object; status codes become string keys as JSON requires."""
@@ -145,18 +155,17 @@ class LoadReport:
                 "cpu_count": self.cpu_count,
                 "bottleneck": self.simulator_bottleneck,
             },
+            "bottleneck": {"where": self.bottleneck.where, "why": self.bottleneck.why},
+            "gateway": None if self.gateway is None else {
+                "requests": self.gateway.requests,
+                "request_seconds": round(self.gateway.request_seconds, 6),
+                "upstream_seconds": round(self.gateway.upstream_seconds, 6),
+            },
             "notes": list(self.notes),
         }
 
     def _verdicts(self) -> list[str]:
-        lines = list(self.notes)
-        if self.simulator_bottleneck:
-            lines.append(
-                f"The simulator, not the gateway, was the bottleneck: it used "
-                f"{self.cpu_utilisation:.0%} of one core. The requests/s above is a lower bound "
-                "for the gateway; run several simulator processes to load it harder."
-            )
-        return lines
+        return [*self.notes, self.bottleneck.why]
 
     def rows(self) -> list[tuple[str, str]]:
         """The report as (label, value) pairs, shared by ``format_text`` and ``render``."""
@@ -203,5 +212,5 @@ class LoadReport:
             # Text, not markup: a value such as https://[::1]:8443 must print as written.
             table.add_row(Text(label), Text(value))
         console.print(table)
-        for verdict in self._verdicts():
-            console.print(Text(verdict, style="bold yellow"))
+        for line in self._verdicts():
+            console.print(Text(line, style="bold yellow"))

@@ -56,7 +56,9 @@ async def fleet(tmp_path: Path, cert_dir: Path, signing_keys: dict[str, Path],
                                  backend[0] + "/segments/aam")
             port, admin = free_port(), free_port()
             config["server"].update({"port": port, "http_port": None,
-                                     "trusted_proxies": ["127.0.0.1/32"]})
+                                     "trusted_proxies": ["127.0.0.1/32"],
+                                     # Two gateways, one directory: a pid file each.
+                                     "pid_file": f"var/gateway-{index}.pid"})
             config["server"]["admin"]["port"] = admin
             config["state"] = {"backend": "redis", "url": redis_server.url}
             path = tmp_path / f"gateway-{index}.yaml"

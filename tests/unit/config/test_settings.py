@@ -70,7 +70,7 @@ def test_unknown_keys_at_every_level(good: dict[str, object], tmp_path: Path) ->
     good["clients"] = [{"client_id": "a", "credential_hash": OPAQUE, "scope": ["typo"]}]
     errors = _errors(yaml.safe_dump(good), tmp_path)
     assert "extra: unknown key" in errors
-    assert "clients[0].scope: unknown key" in errors
+    assert "clients[0].scope: unknown key (did you mean 'scopes'?)" in errors
 
 
 def test_env_interpolation_with_defaults(good: dict[str, object], tmp_path: Path) -> None:

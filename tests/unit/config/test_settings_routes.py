@@ -113,7 +113,8 @@ def test_the_single_key_of_older_files_still_loads(config: dict[str, Any],
 ])
 def test_bad_signatures_are_errors(config: dict[str, Any], tmp_path: Path,
                                    signature: dict[str, Any], expected: str) -> None:
-    assert expected in errors(config, tmp_path, signature=signature)
+    # An enumeration's error may end with a "did you mean" hint.
+    assert any(e.startswith(expected) for e in errors(config, tmp_path, signature=signature))
 
 
 def test_auth_signature_needs_a_signature_and_ignores_the_scope(

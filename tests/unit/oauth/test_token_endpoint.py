@@ -221,7 +221,7 @@ async def test_discovery_documents(client: Any) -> None:
     assert meta["grant_types_supported"] == ["client_credentials"]
     assert meta["token_endpoint_auth_methods_supported"] == ["client_secret_basic",
                                                              "client_secret_post"]
-    assert meta["response_types_supported"] == []
+    assert meta["response_types_supported"] == ["none"]
     assert "segments:write" in meta["scopes_supported"]
 
 

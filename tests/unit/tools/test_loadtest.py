@@ -24,6 +24,7 @@ from pytest_aiohttp import AiohttpServer
 from rich.console import Console
 
 from gateway.tools.loadtest import error_kind, run_load
+from gateway.tools.loadtest_bottleneck import GatewayTimes, parse, verdict
 from gateway.tools.loadtest_cli import add_arguments, run
 from gateway.tools.loadtest_options import (
     IRIS_USER_AGENT,
@@ -283,7 +284,9 @@ async def test_untrusted_certificate_is_a_tls_error(
     # No --ca: the system store does not know the trustme CA.
     args = cli_args(url, "--credential", SEED_CREDENTIAL, "--requests", "1", "--json")
     assert await asyncio.to_thread(run, args) == 1
-    assert "tls_error" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "tls_error" in err
+    assert "pass --ca with the CA that signed it" in err
 
 
 def test_connect_error_exits_1(unused_tcp_port: int, capsys: pytest.CaptureFixture[str]) -> None:
@@ -431,7 +434,8 @@ def test_report_counts_only_200_as_success() -> None:
     assert doc["simulator"]["cpu_utilisation"] == 0.25
     assert doc["simulator"]["cpu_per_request_us"] == 5000.0
     assert doc["simulator"]["bottleneck"] is False
-    assert "bottleneck" not in report.format_text()
+    assert doc["bottleneck"]["where"] == "unknown"
+    assert "pass --admin-url" in report.format_text()
 
 
 def test_report_names_the_simulator_as_bottleneck() -> None:
@@ -443,3 +447,36 @@ def test_report_names_the_simulator_as_bottleneck() -> None:
     text = out.getvalue()
     assert "https://[::1]:8443/segments/aam" in text
     assert "bottleneck" in text
+
+
+METRICS_TEXT = """\
+# TYPE gateway_request_duration_seconds histogram
+gateway_request_duration_seconds_bucket{le="+Inf",route="/segments/aam"} 100.0
+gateway_request_duration_seconds_count{route="/segments/aam"} 100.0
+gateway_request_duration_seconds_sum{route="/segments/aam"} 2.0
+gateway_request_duration_seconds_count{route="/oauth2/token"} 5.0
+gateway_request_duration_seconds_sum{route="/oauth2/token"} 9.0
+# TYPE gateway_upstream_duration_seconds histogram
+gateway_upstream_duration_seconds_count{route="/segments/aam"} 100.0
+gateway_upstream_duration_seconds_sum{route="/segments/aam"} 1.5
+"""
+
+
+def test_gateway_times_come_from_the_routes_own_series() -> None:
+    times = parse(METRICS_TEXT, "/segments/aam")
+    assert times == GatewayTimes(100.0, 2.0, 1.5)
+    assert times - GatewayTimes(40.0, 1.0, 1.0) == GatewayTimes(60.0, 1.0, 0.5)
+
+
+@pytest.mark.parametrize(("cpu", "times", "where"), [
+    (0.95, GatewayTimes(100, 2.0, 1.9), "simulator"),  # the simulator first: it measured itself
+    (0.30, GatewayTimes(100, 2.0, 1.5), "backend"),
+    (0.30, GatewayTimes(100, 2.0, 0.2), "gateway"),
+    (0.30, None, "unknown"),
+    (0.30, GatewayTimes(0, 0.0, 0.0), "unknown"),
+])
+def test_verdicts(cpu: float, times: GatewayTimes | None, where: str) -> None:
+    found = verdict(cpu, times, None)
+    assert found.where == where
+    if where in ("backend", "gateway"):
+        assert "ms per request in the gateway" in found.why
