@@ -132,14 +132,15 @@ def reader_for(path: Path) -> SpoolReader:
         return reader
 
 
-_streams: dict[tuple[str, str], StreamStore] = {}
+_streams: dict[tuple[int, str, str], StreamStore] = {}
 
 
 def stream_for(settings: SpoolSettings) -> StreamStore:
-    """This process's client of the spool's streams, made at the first call."""
+    """This process's client of the spool's streams, made at the first call (one per
+    event loop: a client's connections belong to the loop that opened them)."""
     from gateway.spool.stream import StreamStore
 
-    key = (settings.url or "", settings.key_prefix)
+    key = (id(asyncio.get_running_loop()), settings.url or "", settings.key_prefix)
     with _readers_lock:
         found = _streams.get(key)
         if found is None:

@@ -7,8 +7,10 @@ counted without parsing), optionally appends each one to a JSON-lines file, wait
 
 Two paths belong to the tool, not to the legacy API:
 
-* ``GET /_stats``: the counters, the current status and delay, and the last push's method,
-  path and headers (so tests and the demo can see exactly what the gateway forwarded);
+* ``GET /_stats``: the counters, the current status and delay, the most pushes it was
+  answering at once (``in_flight_peak``: with a delay, how many senders overlapped), and
+  the last push's method, path and headers (so tests and the demo can see exactly what the
+  gateway forwarded);
 * ``POST /_control``: ``{"status": 500, "delay": 0.5, "reset": true}`` changes the answer at
   run time, so fault tests and the demo make the backend fail without restarting it.
 """
@@ -41,6 +43,7 @@ class _Backend:
         self.delay = _check_delay(delay)
         self.record = record
         self.file: IO[str] | None = None
+        self.in_flight = 0
         self.reset()
 
     def reset(self) -> None:
@@ -48,8 +51,17 @@ class _Backend:
         self.bytes = 0
         self.users = 0
         self.last: dict[str, Any] | None = None
+        self.in_flight_peak = self.in_flight  # pushes being answered now outlive a reset
 
     async def push(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.in_flight_peak = max(self.in_flight_peak, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.requests += 1
         count = self.requests
@@ -80,6 +92,7 @@ class _Backend:
         return web.json_response({
             "requests": self.requests, "bytes": self.bytes, "users": self.users,
             "status": self.status, "delay": self.delay, "last": self.last,
+            "in_flight_peak": self.in_flight_peak,
         })
 
     async def control(self, request: web.Request) -> web.Response:
