@@ -192,9 +192,17 @@ class StreamStore:
                                     f[b"q"].decode(), f[b"f"], f[b"b"], int(f[b"s"]), tries))
         return Claim(items, expired)
 
-    async def delivered(self, item: StreamItem) -> None:
-        await self.run("DONE", [item.source, self.key("meta", item.route), self.key("totals")],
-                       [GROUP, item.entry, item.id, item.size, item.route])
+    async def delivered(self, items: Sequence[StreamItem]) -> None:
+        """Acknowledge and delete delivered entries, in one round trip."""
+        async def work() -> None:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for item in items:
+                    await self.scripts["DONE"](  # queued in the pipeline
+                        keys=[item.source, self.key("meta", item.route), self.key("totals")],
+                        args=[GROUP, item.entry, item.id, item.size, item.route], client=pipe)
+                await pipe.execute()
+
+        await self.call(work)
 
     async def retry_later(self, item: StreamItem, wait: float, error: str, status: int | None,
                           *, counted: bool) -> bool:

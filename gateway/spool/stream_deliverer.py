@@ -179,12 +179,14 @@ class StreamDeliverer:
         renewer = asyncio.get_running_loop().create_task(lease.keep())
         window = asyncio.Semaphore(self._settings.concurrency)
         sends: list[asyncio.Task[bool]] = []
-        deletions: list[asyncio.Future[None]] = []
+        # Deliveries are acknowledged together when the batch ends: one round trip to
+        # Redis, not one per item (a crash before it sends them again: at least once).
+        delivered: list[StreamItem] = []
         halted = False
 
         async def one(item: StreamItem) -> bool:
             try:
-                return await self._send(runtime, route, item, deletions)
+                return await self._send(runtime, route, item, delivered)
             except SpoolError:
                 return False  # not recorded: the entry stays pending and is tried again
             finally:
@@ -200,19 +202,21 @@ class StreamDeliverer:
                     continue
                 sends.append(asyncio.get_running_loop().create_task(one(item)))
             await asyncio.gather(*sends)
-            for failed in await asyncio.gather(*deletions, return_exceptions=True):
-                if isinstance(failed, Exception):
+        finally:
+            if delivered:
+                try:
+                    await self.stream.delivered(delivered)
+                except SpoolError as exc:
                     # Still pending: delivered again by the next claim (at least once).
                     log.error("spool deletion failed reason_id=spool_unavailable error=%r",
-                              str(failed), extra={"reason_id": "spool_unavailable"})
-        finally:
+                              str(exc), extra={"reason_id": "spool_unavailable"})
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
             runtime.active -= 1
 
     async def _send(self, runtime: DeliveryRuntime, route: RouteSettings, item: StreamItem,
-                    deletions: list[asyncio.Future[None]]) -> bool:
+                    delivered: list[StreamItem]) -> bool:
         """One try; False when the entry must wait (the route's batch halts)."""
         answer: UpstreamAnswer | None = None
         try:
@@ -225,7 +229,7 @@ class StreamDeliverer:
         status = answer.status
         counts = self._spool.counts
         if 200 <= status < 300:
-            deletions.append(asyncio.ensure_future(self.stream.delivered(item)))
+            delivered.append(item)
             counts[f"gateway_spool_delivered_total:{route.path}"] += 1
             return True
         if status >= 500 or status in _RETRYABLE:

@@ -35,7 +35,7 @@ from rich.console import Console
 
 from gateway.config.hashes import hash_opaque, hash_secret
 from gateway.tools.certs import create_dev_certificates, write_private
-from gateway.tools.demo_spool import SPOOL_PATH, spool_walkthrough
+from gateway.tools.demo_spool import SPOOL_PATH, spool_section, spool_walkthrough
 from gateway.tools.loadtest import run_load
 from gateway.tools.loadtest_options import LoadOptions, basic_credential
 from gateway.tools.payloads import make_payload_bytes
@@ -66,7 +66,7 @@ def _short(secret: str) -> str:
     return secret[:10] + "…" if len(secret) > 12 else "…"
 
 
-def _prepare(workdir: Path, console: Console) -> tuple[Path, str]:
+def _prepare(workdir: Path, console: Console, spool_redis: str | None) -> tuple[Path, str]:
     """Certificates, a signing key and a demo config; returns (config path, demo secret)."""
     certs = workdir / "certs"
     written = create_dev_certificates(certs)
@@ -97,9 +97,7 @@ def _prepare(workdir: Path, console: Console) -> tuple[Path, str]:
                    {"path": SPOOL_PATH, "methods": ["POST"], "upstream": "${BACKEND_URL}",
                     "scope": "segments:write", "delivery": "spool"}],
         "state": {"path": str(demo_dir / "gateway.db")},
-        # Short backoff, so the demo sees the backend's return within a second.
-        "spool": {"path": str(demo_dir / "spool.db"), "retry_initial_seconds": 0.2,
-                  "retry_max_seconds": 1.0},
+        "spool": spool_section(demo_dir, spool_redis),
         "logging": {"format": "json", "level": "info"},
     }
     path = demo_dir / "config.yaml"
@@ -247,10 +245,10 @@ def _drain(proc: subprocess.Popen[str], keep: deque[str]) -> threading.Thread:
     return thread
 
 
-def run_demo(*, workdir: Path, load_seconds: float = 5.0) -> int:
+def run_demo(*, workdir: Path, load_seconds: float = 5.0, spool_redis: str | None = None) -> int:
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 110)
     console.rule("[bold]aam-oauth-gateway demo")
-    config, secret = _prepare(workdir.resolve(), console)
+    config, secret = _prepare(workdir.resolve(), console, spool_redis)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     processes = _Processes([])
     try:

@@ -1,10 +1,12 @@
 """``gateway demo``, step 6: spool delivery (docs/operations.md) with the backend stopped.
 
-The demo's configuration has a second route, ``/segments/spooled``, with ``delivery: spool``.
-This step stops the sample backend process, pushes a batch of the seed's payload to that
-route (each answered ``200`` at once: stored on disk first), shows ``/readyz``'s spool
-report, starts the backend again on the same port and waits until every push has arrived,
-checking the order from the ``X-Request-Id`` the backend recorded.
+The demo's configuration has a second route, ``/segments/spooled``, with ``delivery: spool``,
+stored in the local SQLite file, or with ``gateway demo --spool-redis URL`` in Redis
+Streams (``spool.backend: redis``). This step stops the sample backend process, pushes a
+batch of the seed's payload to that route (each answered ``200`` at once: stored durably
+first), shows ``/readyz``'s spool report, starts the backend again on the same port and
+waits until every push has arrived, checking the order from the ``X-Request-Id`` the
+backend recorded.
 """
 
 from __future__ import annotations
@@ -15,17 +17,31 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from rich.console import Console
 
 from gateway.tools.seed import SEED_PAYLOAD
 
-__all__ = ["SPOOL_PATH", "spool_walkthrough"]
+__all__ = ["SPOOL_PATH", "spool_section", "spool_walkthrough"]
 
 SPOOL_PATH = "/segments/spooled"
 PUSHES = 20
 _ARRIVAL_SECONDS = 15.0
+
+
+def spool_section(demo_dir: Path, redis_url: str | None) -> dict[str, Any]:
+    """The demo's ``spool`` section: the local file, or the streams at ``redis_url`` (under a
+    prefix of their own, so the demo never touches anything else kept in that Redis; a
+    few small keys stay there, reused by the next run)."""
+    # Short backoff, so the demo sees the backend's return within a second.
+    section: dict[str, Any] = {"path": str(demo_dir / "spool.db"),
+                               "retry_initial_seconds": 0.2, "retry_max_seconds": 1.0}
+    if redis_url is not None:
+        section.update({"backend": "redis", "url": redis_url,
+                        "key_prefix": "gateway-demo:"})
+    return section
 
 
 def _arrived(record: Path) -> list[str]:
