@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.spool.backend import SpoolError, SpoolStore, open_store, where
-from gateway.spool.status import read_view
+from gateway.spool.status import reader_for
 
 if TYPE_CHECKING:
     from gateway.config import Settings
@@ -80,7 +80,7 @@ async def spool_stats(settings: Settings) -> dict[str, Any]:
     if limits.backend == "sqlite":
         stats["path"] = str(limits.path)
     elif limits.path.exists():  # pushes taken while Redis was away, not moved yet
-        local = await asyncio.to_thread(read_view, limits.path)
+        local = await reader_for(limits.path).view()
         stats["local"] = {"path": str(limits.path), "depth": local.depth}
     return stats
 

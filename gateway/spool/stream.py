@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from gateway.config import SpoolSettings
 from gateway.spool import stream_admin
@@ -40,6 +40,11 @@ T = TypeVar("T")
 WAIT_MILLISECONDS = 800  # inside the accept's 2 s, with room for the local fallback
 _TIMEOUT_SECONDS = 1.0
 _BREAKER_SECONDS = 1.0  # after a failure, pushes go straight to the local spool this long
+_IDLE_CONSUMER_MS = 3_600_000
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class NotReplicated(SpoolError):
@@ -217,6 +222,29 @@ class StreamStore:
         await self.run("BURY", [item.source, self.key("meta", item.route),
                                 self.key("dead", item.route)],
                        [GROUP, item.entry, status, error])
+
+    async def forget_consumers(self, route: str, owner: str,
+                               idle_ms: int = _IDLE_CONSUMER_MS) -> int:
+        """Drop the group's consumers that hold nothing and were idle ``idle_ms`` (an hour):
+        every process that ever ran is one, and a dead one's pending entries were claimed
+        already. How many were dropped."""
+        async def work() -> int:
+            dropped = 0
+            for kind in ("q", "again"):
+                key = self.key(kind, route)
+                try:
+                    found = await self.client.xinfo_consumers(key, GROUP)
+                except ResponseError:  # no such stream (yet)
+                    continue
+                for consumer in found:
+                    name = _text(consumer["name"])
+                    if (name != owner and int(consumer["pending"]) == 0
+                            and int(consumer["idle"]) >= idle_ms):
+                        await self.client.xgroup_delconsumer(key, GROUP, name)
+                        dropped += 1
+            return dropped
+
+        return await self.call(work)
 
     async def renew(self, route: str, owner: str, lease_ms: int) -> bool:
         return bool(await self.run("RENEW", [self.key("lease", route)], [owner, lease_ms]))

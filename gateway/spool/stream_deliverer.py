@@ -19,7 +19,9 @@ backoff (refused connections not counted against ``max_attempts``), any other st
 dead-letters it with the status and the start of the answer.
 
 Every second the deliverer also moves what the local fallback file holds to the streams
-(``stream_fallback.py``) and expires the entries of routes no longer configured.
+(``stream_fallback.py``) and expires the entries of routes no longer configured; every ten
+minutes it drops the group's consumers that hold nothing and were idle an hour (one is
+left by every process that ever ran).
 """
 
 from __future__ import annotations
@@ -48,9 +50,11 @@ log = logging.getLogger(__name__)
 BATCH = 32  # entries claimed per route and round
 POLL_SECONDS = 0.25  # what other instances accepted, and backoffs that ended, are seen this fast
 HOUSEKEEPING_SECONDS = 1.0
+PRUNE_SECONDS = 600.0  # how often the consumers of processes long gone are dropped
 RENEW_SECONDS = 1.0
 LEASE_MARGIN_SECONDS = 3.0  # a lease lasts the route's timeout plus this
 _SEND_MARGIN_SECONDS = 0.5
+_RELEASE_SECONDS = 2.0
 _RETRYABLE = frozenset({408, 429})  # as for the SQLite spool, with every 5xx
 
 
@@ -99,7 +103,7 @@ class StreamDeliverer:
         self._failing = False
 
     async def run(self) -> None:
-        next_housekeeping = 0.0
+        next_housekeeping = next_pruning = 0.0
         while not self._stopping:
             self._spool.wake.clear()  # before claiming: an accept from now on wakes us
             runtime = self._slot.current
@@ -109,7 +113,12 @@ class StreamDeliverer:
                 if time.monotonic() >= next_housekeeping:
                     next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
                     await self._fallback.move_local(self.owner)
-                    gone = [r for r in await self._known() if r not in routes]
+                    known = await self._known()
+                    gone = [r for r in known if r not in routes]
+                    if time.monotonic() >= next_pruning:
+                        next_pruning = time.monotonic() + PRUNE_SECONDS
+                        for route in known:
+                            await self.stream.forget_consumers(route, self.owner)
                 idle = [(r.path, True, _ttl(r)) for r in routes.values()
                         if r.path not in self._busy]
                 started = time.monotonic()
@@ -143,9 +152,11 @@ class StreamDeliverer:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        for route in self._leased:
-            with contextlib.suppress(SpoolError):
-                await self.stream.release(route, self.owner)
+        # Bounded: a Redis that is away must not hold up the drain.
+        with contextlib.suppress(SpoolError, TimeoutError):
+            async with asyncio.timeout(_RELEASE_SECONDS):
+                for route in self._leased:
+                    await self.stream.release(route, self.owner)
 
     async def _known(self) -> list[str]:
         return await self.stream.call(lambda: stream_admin.routes(self.stream))

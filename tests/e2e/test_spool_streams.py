@@ -232,3 +232,15 @@ async def test_the_durability_redis_gives_is_checked_against_min_replicas(
         assert found == []
     else:
         assert len(found) == 1 and expected in found[0], found
+
+
+async def test_consumers_that_hold_nothing_are_forgotten(streams: StreamStore) -> None:
+    await _add(streams, 2)
+    gone = (await streams.claim([(ROUTE, True, LONG)], "gone", 1))[ROUTE].items
+    await streams.delivered(gone)  # "gone" holds nothing now
+    await streams.release(ROUTE, "gone")
+    assert (await streams.claim([(ROUTE, True, LONG)], "holder", 1))[ROUTE].items
+    assert await streams.forget_consumers(ROUTE, "me", idle_ms=0) == 1
+    names = {c["name"] for c in await streams.client.xinfo_consumers(
+        streams.key("q", ROUTE), "deliverers")}
+    assert names == {b"holder"}  # the one with a pending entry stays
