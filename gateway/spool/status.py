@@ -173,9 +173,17 @@ async def _stream_readiness(settings: SpoolSettings) -> tuple[dict[str, object],
 
     member: dict[str, object] = {"backend": "redis", "where": where(settings)}
     path = settings.path
+    streams = stream_for(settings)
+    short = None
     try:
-        member.update(_member(await stream_for(settings).view(write_probe=True)))
+        member.update(_member(await streams.view(write_probe=True)))
         stream_problem = None
+        if settings.min_replicas:
+            replicas = await streams.replicas()
+            if replicas < settings.min_replicas:
+                short = (f"spool: {streams.where} has {replicas} connected replica(s), "
+                         f"fewer than min_replicas={settings.min_replicas}: pushes are "
+                         "answered 503")
     except SpoolError as exc:
         stream_problem = str(exc)
     try:
@@ -192,6 +200,9 @@ async def _stream_readiness(settings: SpoolSettings) -> tuple[dict[str, object],
     if stream_problem is not None:
         member["degraded"] = (f"spool: {stream_problem}; pushes are spooled in {path} and "
                               "moved to Redis when it returns")
+    elif short is not None:
+        # Every instance shares the one Redis: degraded, not out of the balancer.
+        member["degraded"] = short
     return member, None
 
 

@@ -246,6 +246,11 @@ class StreamStore:
 
         return await self.call(work)
 
+    async def replicas(self) -> int:
+        """The replicas connected to this Redis now (``INFO replication``)."""
+        info = await self.call(lambda: self.client.info("replication"))
+        return int(info.get("connected_slaves", 0))
+
     async def renew(self, route: str, owner: str, lease_ms: int) -> bool:
         return bool(await self.run("RENEW", [self.key("lease", route)], [owner, lease_ms]))
 

@@ -181,6 +181,8 @@ async def test_a_promoted_replica_delivers_every_push_answered_200(
             assert await push(session, ports["https"], token, request_id) == 200
 
         assert replica.process is not None
+        status, ready = await _get(ports["admin"], "/readyz")
+        assert status == 200 and ready["status"] == "ready", ready
         os.kill(replica.process.pid, signal.SIGSTOP)  # the replica stops acknowledging
         refused = [await push(session, ports["https"], token, f"unconfirmed-{i}")
                    for i in range(3)]
@@ -194,7 +196,10 @@ async def test_a_promoted_replica_delivers_every_push_answered_200(
         settings = yaml.safe_load(config.read_text())
         settings["spool"]["url"] = replica.url  # point the gateway at the new primary
         config.write_text(yaml.safe_dump(settings))
-        again, _ = await _serve(processes, config)
+        again, again_ports = await _serve(processes, config)
+        status, ready = await _get(again_ports["admin"], "/readyz")  # no replica left
+        assert status == 200 and ready["status"] == "degraded", ready
+        assert "fewer than min_replicas=1" in ready["spool"]["degraded"]
         record = tmp_path / "received.jsonl"
         await _backend(processes, backend_port, record)
         received = await _all_arrive(record, sent, 30.0, again.lines)
