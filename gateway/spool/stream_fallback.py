@@ -92,8 +92,9 @@ class FallbackStore:
         """Move the local file's waiting items to the streams; how many moved."""
         if not self.writer.path.exists() or not self.stream.usable():
             return 0  # a stat, never an open: the file is created by a fallback only
+        now = time.time()
         try:
-            claimed = await self.writer.call(_claim_local, owner, time.time())
+            claimed = await self.writer.call(_claim_local, owner, now)
         except SpoolError:
             return 0
         moved = 0
@@ -101,8 +102,11 @@ class FallbackStore:
             left = [item.id for item in items]
             try:
                 for item in items:
-                    await self.stream.add(route, item.method, item.query, item.fields,
-                                          item.body, accepted_at=arrivals.get(item.id))
+                    stored = await self.stream.add(
+                        route, item.method, item.query, item.fields, item.body,
+                        accepted_at=arrivals.get(item.id, now))
+                    if stored is None:  # never refused for the bounds; kept if it were
+                        break
                     await self.writer.call(store.delivered, item.id)
                     left.remove(item.id)
                     moved += 1

@@ -116,7 +116,11 @@ end
 for i = 2, 3 do
   if redis.call('EXISTS', KEYS[i]) == 1 and redis.call('XLEN', KEYS[i]) > 0 then
     -- What a former holder left pending is ours now: it comes first, in order.
-    redis.call('XAUTOCLAIM', KEYS[i], group, owner, 0, '0-0', 'COUNT', 100)
+    local taken = redis.pcall('XAUTOCLAIM', KEYS[i], group, owner, 0, '0-0', 'COUNT', 100)
+    if type(taken) == 'table' and taken.err then
+      -- The group is gone (destroyed by hand): make it again, from the first entry.
+      redis.call('XGROUP', 'CREATE', KEYS[i], group, '0')
+    end
     local mine = redis.call('XREADGROUP', 'GROUP', group, owner, 'COUNT', batch,
                             'STREAMS', KEYS[i], '0')[1][2]
     local entries = {}

@@ -244,3 +244,11 @@ async def test_consumers_that_hold_nothing_are_forgotten(streams: StreamStore) -
     names = {c["name"] for c in await streams.client.xinfo_consumers(
         streams.key("q", ROUTE), "deliverers")}
     assert names == {b"holder"}  # the one with a pending entry stays
+
+
+async def test_a_destroyed_group_is_made_again_and_nothing_is_skipped(
+        streams: StreamStore) -> None:
+    await _add(streams, 2)
+    await streams.client.xgroup_destroy(streams.key("q", ROUTE), "deliverers")
+    claim = (await streams.claim([(ROUTE, True, LONG)], "a", 8))[ROUTE]
+    assert [i.id for i in claim.items] == [1, 2]
