@@ -22,6 +22,7 @@ import contextlib
 import sqlite3
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +133,9 @@ def reader_for(path: Path) -> SpoolReader:
         return reader
 
 
-_streams: dict[tuple[int, str, str], StreamStore] = {}
+_streams: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                     dict[tuple[str, str], StreamStore]] = (
+    weakref.WeakKeyDictionary())
 
 
 def stream_for(settings: SpoolSettings) -> StreamStore:
@@ -140,11 +143,12 @@ def stream_for(settings: SpoolSettings) -> StreamStore:
     event loop: a client's connections belong to the loop that opened them)."""
     from gateway.spool.stream import StreamStore
 
-    key = (id(asyncio.get_running_loop()), settings.url or "", settings.key_prefix)
+    key = (settings.url or "", settings.key_prefix)
     with _readers_lock:
-        found = _streams.get(key)
+        mine = _streams.setdefault(asyncio.get_running_loop(), {})
+        found = mine.get(key)
         if found is None:
-            found = _streams[key] = StreamStore(settings)
+            found = mine[key] = StreamStore(settings)
         return found
 
 

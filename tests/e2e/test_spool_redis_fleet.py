@@ -108,9 +108,9 @@ async def test_an_instance_killed_with_its_pushes_undelivered_loses_none_of_them
     # Checked at start: this Redis keeps nothing on disk, and min_replicas is 0.
     (warning,) = a.reason("spool_durability")
     assert "appendonly no" in warning["message"]
+    b, b_ports = await _serve(processes, configs[1])  # both live; A holds the route
     a.kill()  # SIGKILL: its lease and its pending entries are left behind
 
-    b, b_ports = await _serve(processes, configs[1])
     record = tmp_path / "received.jsonl"
     await _backend(processes, backend_port, record)
     received = await _all_arrive(record, sent, 30.0, b.lines)
