@@ -37,6 +37,7 @@ ROWS = {
     "haproxy-hs256": "3b. HAProxy jwt_verify HS256",
     "gateway": "4. gateway, 1 worker, ES256",
     "gateway-spool": "4b. gateway, 1 worker, spool",  # bench/spool_row.py
+    "gateway-spool-redis": "4d. gateway, 1 worker, spool on Redis Streams",  # spool_row.py
     "gateway-2x": "4c. 2 gateways behind HAProxy, Redis state",
     "gateway-auto": "5. gateway, workers: auto",
     "token-gateway": "6a. token endpoint: gateway",

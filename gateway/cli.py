@@ -88,7 +88,8 @@ def _cmd_backend(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from gateway.tools.demo import run_demo
 
-    return run_demo(workdir=args.dir, load_seconds=args.load_seconds)
+    return run_demo(workdir=args.dir, load_seconds=args.load_seconds,
+                    spool_redis=args.spool_redis)
 
 
 def _cmd_spool(args: argparse.Namespace) -> int:
@@ -184,6 +185,9 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--dir", type=Path, default=Path("."),
                    help="where certs/ and the demo's files go (default: here)")
     p.add_argument("--load-seconds", type=float, default=5.0)
+    p.add_argument("--spool-redis", metavar="URL", default=None,
+                   help="the spool route on Redis Streams at URL (spool.backend: redis) "
+                        "instead of the local SQLite file")
     p.set_defaults(func=_cmd_demo)
 
     p = commands.add_parser("spool", help="the spool: stats, list, retry, purge")

@@ -74,7 +74,7 @@ def _read_settings(r: Reader, tree: Any, source: Path) -> Settings:
         upstream_tls=_read_upstream_tls(r, top.get("upstream_tls"), "upstream_tls"),
         state=state,
         logging=_read_logging(r, top.get("logging"), "logging"),
-        spool=_read_spool(r, top.get("spool"), "spool", state.path.parent, server),
+        spool=_read_spool(r, top.get("spool"), "spool", state, server),
     )
 
 def _read_upstream_tls(r: Reader, value: Any, path: str) -> UpstreamTLSSettings:
@@ -89,6 +89,22 @@ def _read_upstream_tls(r: Reader, value: Any, path: str) -> UpstreamTLSSettings:
         client_key_file=r.optional_file(key, f"{path}.client_key_file", check=check_private_key),
     )
 
+def _check_redis_url(r: Reader, url: str | None, ca_file: Path | None, path: str) -> None:
+    """A ``redis://`` or ``rediss://`` URL with a host; ``ca_file`` for ``rediss://`` only."""
+    if url is None:
+        r.fail(f"{path}.url", "is required when backend is redis")
+        return
+    # Checked here rather than by r.url(), whose wording is for http(s) URLs.
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        r.fail(f"{path}.url", "must be a redis:// or rediss:// URL")
+    r.check(ca_file is None or parts.scheme == "rediss", f"{path}.ca_file",
+            "applies to rediss:// URLs only")
+
+def _check_prefix(r: Reader, prefix: str, path: str) -> None:
+    r.check(bool(KEY_PREFIX.fullmatch(prefix)), f"{path}.key_prefix",
+            "must be 1-64 characters of A-Z a-z 0-9 _ - : . { }")
+
 def _read_state(r: Reader, value: Any, path: str) -> StateSettings:
     m = r.mapping(value, path, ("backend", "path", "url", "password", "ca_file", "key_prefix"))
     backend = r.choice(m.get("backend"), f"{path}.backend", ("sqlite", "redis"),
@@ -97,20 +113,9 @@ def _read_state(r: Reader, value: Any, path: str) -> StateSettings:
     password = r.optional_string(m.get("password"), f"{path}.password")
     ca_file = r.optional_file(m.get("ca_file"), f"{path}.ca_file", check=check_certificates)
     prefix = r.string(m.get("key_prefix"), f"{path}.key_prefix", default="gateway:")
-    if backend is None:
-        pass  # refused above; which keys apply depends on it
-    elif backend == "redis":
-        if url is None:
-            r.fail(f"{path}.url", "is required when backend is redis")
-        else:
-            # Checked here rather than by r.url(), whose wording is for http(s) URLs.
-            parts = urlsplit(url)
-            if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-                r.fail(f"{path}.url", "must be a redis:// or rediss:// URL")
-            r.check(ca_file is None or parts.scheme == "rediss", f"{path}.ca_file",
-                    "applies to rediss:// URLs only")
-        r.check(bool(KEY_PREFIX.fullmatch(prefix)), f"{path}.key_prefix",
-                "must be 1-64 characters of A-Z a-z 0-9 _ - : . { }")
+    if backend == "redis":
+        _check_redis_url(r, url, ca_file, path)
+        _check_prefix(r, prefix, path)
     else:
         for key in ("url", "password", "ca_file", "key_prefix"):
             r.check(m.get(key) is None, f"{path}.{key}", "applies to backend: redis only")
@@ -119,11 +124,15 @@ def _read_state(r: Reader, value: Any, path: str) -> StateSettings:
                          path=(r.base_dir / db_path).resolve(), url=url, password=password,
                          ca_file=ca_file, key_prefix=prefix)
 
-def _read_spool(r: Reader, value: Any, path: str, state_dir: Path,
+_SPOOL_REDIS_KEYS = ("url", "password", "ca_file", "key_prefix", "min_replicas")
+
+def _read_spool(r: Reader, value: Any, path: str, state: StateSettings,
                 server: ServerSettings) -> SpoolSettings:
-    m = r.mapping(value, path, ("path", "max_bytes", "max_items", "max_age_seconds",
+    m = r.mapping(value, path, ("backend", "path", "max_bytes", "max_items", "max_age_seconds",
                                 "max_attempts", "concurrency", "retry_initial_seconds",
-                                "retry_max_seconds"))
+                                "retry_max_seconds", *_SPOOL_REDIS_KEYS))
+    backend = r.string(m.get("backend"), f"{path}.backend", default="sqlite",
+                       choices=("sqlite", "redis"))
     given = r.optional_string(m.get("path"), f"{path}.path")
     max_bytes = r.integer(m.get("max_bytes"), f"{path}.max_bytes", default=1 << 30,
                           minimum=1024, maximum=1 << 40)
@@ -136,8 +145,25 @@ def _read_spool(r: Reader, value: Any, path: str, state_dir: Path,
                     positive=True, maximum=86400)
     r.check(most >= initial, f"{path}.retry_max_seconds",
             "must be at least retry_initial_seconds")
+    url = r.optional_string(m.get("url"), f"{path}.url")
+    password = r.optional_string(m.get("password"), f"{path}.password")
+    ca_file = r.optional_file(m.get("ca_file"), f"{path}.ca_file", check=check_certificates)
+    prefix = r.optional_string(m.get("key_prefix"), f"{path}.key_prefix")
+    min_replicas = r.integer(m.get("min_replicas"), f"{path}.min_replicas", default=0,
+                             minimum=0, maximum=16)
+    if backend == "redis":
+        if url is None and state.backend == "redis":
+            # The state's Redis, with its credentials, unless the spool names its own.
+            url, password, ca_file = state.url, state.password, state.ca_file
+            prefix = prefix if prefix is not None else state.key_prefix
+        _check_redis_url(r, url, ca_file, path)
+        _check_prefix(r, prefix or "gateway:", path)
+    else:
+        for key in _SPOOL_REDIS_KEYS:
+            r.check(m.get(key) is None, f"{path}.{key}", "applies to backend: redis only")
     return SpoolSettings(
-        path=(r.base_dir / given if given else state_dir / "spool.db").resolve(),
+        backend=backend,  # type: ignore[arg-type]
+        path=(r.base_dir / given if given else state.path.parent / "spool.db").resolve(),
         max_bytes=max_bytes,
         max_items=r.integer(m.get("max_items"), f"{path}.max_items", default=100_000,
                             minimum=1, maximum=100_000_000),
@@ -149,6 +175,8 @@ def _read_spool(r: Reader, value: Any, path: str, state_dir: Path,
                               minimum=1, maximum=256),
         retry_initial_seconds=initial,
         retry_max_seconds=most,
+        url=url, password=password, ca_file=ca_file, key_prefix=prefix or "gateway:",
+        min_replicas=min_replicas,
     )
 
 def _read_logging(r: Reader, value: Any, path: str) -> LoggingSettings:

@@ -191,6 +191,8 @@ class StateSettings:
 class SpoolSettings:
     """docs/operations.md: the store-and-forward queue of ``delivery: spool`` routes."""
 
+    backend: Literal["sqlite", "redis"] = "sqlite"  # redis: Redis Streams, shared by the fleet
+    # sqlite: the queue; redis: where pushes go while Redis cannot take them (the fallback)
     path: Path = Path("var/spool.db")  # its own SQLite file, next to state.path by default
     max_bytes: int = 1 << 30  # stored bytes (queued and dead letters); past it 503
     max_items: int = 100_000  # stored items (queued and dead letters); past it 503
@@ -199,6 +201,12 @@ class SpoolSettings:
     concurrency: int = 1  # deliveries in flight per route; 1 keeps arrival order exactly
     retry_initial_seconds: float = 1.0  # first backoff; doubles per attempt, with jitter
     retry_max_seconds: float = 60.0
+    # backend: redis. The URL may embed a password: never in a repr, a log line or an error.
+    url: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None  # rediss://: verify the server against this CA
+    key_prefix: str = "gateway:"  # the streams are <prefix>spool:...
+    min_replicas: int = 0  # replicas that must hold a push (WAIT) before its 200
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

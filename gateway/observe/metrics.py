@@ -70,11 +70,19 @@ SCHEMA: dict[str, tuple[str, tuple[str, ...], str]] = {
     "gateway_spool_dead_letters_total": ("counter", ("route",),
                                          "Spooled requests moved to the dead-letter list."),
     "gateway_spool_commits_total": ("counter", (), "Spool transactions (one fsync each)."),
+    "gateway_spool_fallback_total": ("counter", ("route",), "Requests stored in the local "
+                                     "file because the Redis spool could not take them."),
+    "gateway_spool_moved_total": ("counter", ("route",),
+                                  "Requests moved from the local file to the Redis spool."),
+    "gateway_spool_unreplicated_total": ("counter", ("route",), "Requests refused 503: "
+                                         "fewer than spool.min_replicas confirmed them."),
     "gateway_spool_depth": ("gauge", ("route",), "Spooled requests waiting for delivery."),
     "gateway_spool_oldest_age_seconds": ("gauge", ("route",),
                                          "Age of the oldest request waiting for delivery."),
     "gateway_spool_dead_letters": ("gauge", ("route",), "Requests on the dead-letter list."),
     "gateway_spool_bytes": ("gauge", (), "Bytes stored in the spool, dead letters included."),
+    "gateway_spool_fallback_depth": ("gauge", (), "Requests in the local fallback file, "
+                                     "waiting to move to the Redis spool."),
     "gateway_worker_restarts_total": ("counter", (), "Workers replaced after they died."),
     "gateway_workers": ("gauge", (), "Worker processes running."),
     "gateway_state_degraded": ("gauge", (), "Processes that cannot reach the shared state "

@@ -46,7 +46,7 @@ from gateway.observe.trace import trace_context
 from gateway.serve.oauth_routes import OAUTH_PATHS, setup_oauth
 from gateway.serve.runtime import Runtime, RuntimeSlot
 from gateway.serve.tls import server_context
-from gateway.spool.deliverer import Deliverer
+from gateway.spool.backend import open_deliverer, open_spool
 from gateway.spool.writer import Spool
 from gateway.stages.https import add_hsts, https_middleware
 from gateway.stages.pipeline import request_id
@@ -137,7 +137,7 @@ def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     backend = open_state(settings.state)
     shared = SharedState(backend, metrics)
-    spool = Spool(settings.spool)  # its file is opened on first use (a spool route)
+    spool = open_spool(settings.spool)  # its file is opened on first use (a spool route)
     metrics.attach(spool)
     slot = RuntimeSlot(Runtime(settings, shared, metrics, spool), metrics, OAUTH_PATHS)
     app = web.Application(
@@ -189,7 +189,7 @@ def spool_lifecycle(spool: Spool, slot: RuntimeSlot
     after the listeners drained, it stops and the spool's last writes are committed."""
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-        deliverer = Deliverer(spool, slot, spool.settings)
+        deliverer = open_deliverer(spool, slot)
         task = asyncio.get_running_loop().create_task(deliverer.run())
         yield
         await deliverer.stop()

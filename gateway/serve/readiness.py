@@ -85,16 +85,22 @@ async def readiness(probe: AdminProbe, reachable: Mapping[str, str | None] | Non
     spool, spool_problem = await spool_readiness(settings)
     problems += [spool_problem] if spool_problem else []
     degraded = _state_degraded(probe.snapshots())
-    status = "not_ready" if problems else "degraded" if degraded else "ready"
+    # A Redis spool that is away: pushes go to the local file, so degraded, not out.
+    spool_degraded = spool.get("degraded") if spool is not None else None
+    status = ("not_ready" if problems else "degraded" if degraded or spool_degraded
+              else "ready")
     body: dict[str, object] = {"status": status,
                                "config": str(settings.source), "upstreams": len(urls)}
     if problems:
         body["reasons"] = problems
+    notes = [str(spool_degraded)] if spool_degraded else []
     if degraded:
-        body["degraded"] = [
+        notes.insert(0,
             f"state: the {settings.state.backend} shared state is unreachable from "
             f"{degraded} process(es); revocations known before still apply, failed-"
-            "authentication counts and rate limits are per process until it returns"]
+            "authentication counts and rate limits are per process until it returns")
+    if notes:
+        body["degraded"] = notes
     if spool is not None:
         body["spool"] = spool
     if waiting:

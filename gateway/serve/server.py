@@ -213,6 +213,11 @@ def serve(config: Path, worker: WorkerOptions | None = None) -> int:
     if worker is None:  # the supervisor or the single process says it once, not each worker
         for warning in settings.warnings:
             log.warning("configuration: %s", warning, extra={"reason_id": "config_warning"})
+        if settings.spool.backend == "redis":
+            from gateway.spool.stream_durability import startup_warnings
+
+            for warning in startup_warnings(settings.spool):
+                log.warning("%s", warning, extra={"reason_id": "spool_durability"})
     _install_uvloop()
     lock = None
     if worker is None:  # the supervisor holds it for its workers

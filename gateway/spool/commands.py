@@ -1,37 +1,103 @@
 """``gateway spool stats|list|retry|purge [-c FILE]``: the operator's view of the spool
-(docs/operations.md).
+(docs/operations.md), the same on both backends (``backend.SpoolStore``).
 
-They open the spool file named by the configuration directly (WAL: safe while the gateway
-runs, which sees their changes at its next claim). Nothing shown ever includes a request's
-headers or body (the header block may hold a forwarded token): ids, routes, sizes, times,
-attempts, and for dead letters the backend's status and the start of its answer.
+With ``spool.backend: sqlite`` they open the spool file named by the configuration directly
+(WAL: safe while the gateway runs, which sees their changes at its next claim); with
+``redis`` they work on the streams every instance shares. Nothing shown ever includes a
+request's headers or body (the header block may hold a forwarded token): ids, routes,
+sizes, times, attempts, and for dead letters the backend's status and the start of its
+answer.
 
 * ``stats``: per route, the requests waiting, the oldest one's age, the dead letters;
   the totals against ``max_items`` and ``max_bytes``.
 * ``list [--dead] [--limit N]``: the items, oldest first.
-* ``retry ID... | --all-dead``: queue again with fresh attempts (a dead letter goes back to
-  its place in arrival order, so it is delivered next).
+* ``retry ID... | --all-dead``: queue again with fresh attempts (a dead letter goes back
+  before what arrived after it, so it is delivered next).
 * ``purge ID... | --all-dead``: drop for good.
+
+``spool_stats``, ``spool_entries``, ``spool_retry`` and ``spool_purge`` are the same
+operations for a caller with an event loop (they return data; they print nothing).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sqlite3
 import sys
 import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from gateway.spool import store
-from gateway.spool.status import read_view
+from gateway.spool.backend import SpoolError, SpoolStore, open_store, where
+from gateway.spool.status import reader_for
 
 if TYPE_CHECKING:
     from gateway.config import Settings
+    from gateway.spool.store import Entry
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "run", "spool_entries", "spool_purge", "spool_retry",
+           "spool_stats"]
+
+T = TypeVar("T")
+
+
+def _sync(work: Coroutine[Any, Any, T]) -> T:
+    """Run ``work`` to its end, on a loop of its own (in a thread of its own when the
+    caller already runs one: a test, or a page of the admin listener)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, work).result()
+
+
+async def _with_store(settings: Settings, work: Callable[[SpoolStore], Awaitable[T]]) -> T:
+    found = open_store(settings.spool)
+    try:
+        return await work(found)
+    finally:
+        await found.close()
+
+
+async def spool_stats(settings: Settings) -> dict[str, Any]:
+    """``stats --json``'s object."""
+    limits = settings.spool
+    view = await _with_store(settings, lambda s: s.view())
+    stats: dict[str, Any] = {
+        "backend": limits.backend, "where": where(limits), "depth": view.depth,
+        "dead_letters": view.dead_letters, "oldest_age_seconds": round(view.oldest_age(), 3),
+        "items": view.items, "bytes": view.bytes, "max_items": limits.max_items,
+        "max_bytes": limits.max_bytes,
+        "routes": [{"route": r.route, "depth": r.queued, "dead_letters": r.dead,
+                    "bytes": r.bytes, "oldest_age_seconds": round(view.oldest_age(r), 3)}
+                   for r in view.routes]}
+    if limits.backend == "sqlite":
+        stats["path"] = str(limits.path)
+    elif limits.path.exists():  # pushes taken while Redis was away, not moved yet
+        local = await reader_for(limits.path).view()
+        stats["local"] = {"path": str(limits.path), "depth": local.depth}
+    return stats
+
+
+async def spool_entries(settings: Settings, *, dead_only: bool, limit: int) -> list[Entry]:
+    return await _with_store(settings, lambda s: s.entries(dead_only=dead_only,
+                                                           limit=max(1, limit)))
+
+
+async def spool_retry(settings: Settings, ids: Sequence[int] | None) -> int:
+    """Requeue ``ids`` (None: every dead letter); the number requeued."""
+    return await _with_store(settings, lambda s: s.requeue(ids))
+
+
+async def spool_purge(settings: Settings, ids: Sequence[int] | None) -> int:
+    """Purge ``ids`` (None: every dead letter); the number purged."""
+    return await _with_store(settings, lambda s: s.purge(ids))
 
 
 def add_arguments(parser: argparse.ArgumentParser, config: Path) -> None:
@@ -69,34 +135,35 @@ def run(args: argparse.Namespace) -> int:
     if args.spool_command in ("retry", "purge") and bool(args.ids) == bool(args.all_dead):
         print(f"spool {args.spool_command}: give item ids or --all-dead", file=sys.stderr)
         return 2
-    if not settings.spool.path.exists():  # never create it here: an empty file means "in use"
-        print(f"{settings.spool.path}: no spool file (nothing was ever spooled)")
+    spool = settings.spool
+    # Never create the file here: an empty file means "in use".
+    if spool.backend == "sqlite" and not spool.path.exists():
+        print(f"{spool.path}: no spool file (nothing was ever spooled)")
         return 1 if args.spool_command in ("retry", "purge") and args.ids else 0
     try:
         return _ACTIONS[args.spool_command](settings, args)
     except (sqlite3.Error, OSError) as exc:
-        print(f"{settings.spool.path}: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        print(f"{where(spool)}: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+        return 1
+    except SpoolError as exc:
+        print(str(exc), file=sys.stderr)
         return 1
 
 
 def _stats(settings: Settings, args: argparse.Namespace) -> int:
-    view = read_view(settings.spool.path)
-    limits = settings.spool
+    stats = _sync(spool_stats(settings))
     if args.json:
-        print(json.dumps({
-            "path": str(limits.path), "depth": view.depth, "dead_letters": view.dead_letters,
-            "oldest_age_seconds": round(view.oldest_age(), 3), "items": view.items,
-            "bytes": view.bytes, "max_items": limits.max_items, "max_bytes": limits.max_bytes,
-            "routes": [{"route": r.route, "depth": r.queued, "dead_letters": r.dead,
-                        "bytes": r.bytes, "oldest_age_seconds": round(view.oldest_age(r), 3)}
-                       for r in view.routes]}))
+        print(json.dumps(stats))
         return 0
-    print(f"{limits.path}: {view.depth} waiting, {view.dead_letters} dead letter(s); "
-          f"{view.items:,} of {limits.max_items:,} items, {view.bytes:,} of "
-          f"{limits.max_bytes:,} bytes")
-    for r in view.routes:
-        print(f"  {r.route}: {r.queued} waiting (oldest {view.oldest_age(r):.1f} s), "
-              f"{r.dead} dead letter(s), {r.bytes:,} bytes")
+    print(f"{stats['where']}: {stats['depth']} waiting, {stats['dead_letters']} dead "
+          f"letter(s); {stats['items']:,} of {stats['max_items']:,} items, "
+          f"{stats['bytes']:,} of {stats['max_bytes']:,} bytes")
+    for r in stats["routes"]:
+        print(f"  {r['route']}: {r['depth']} waiting (oldest {r['oldest_age_seconds']:.1f} s), "
+              f"{r['dead_letters']} dead letter(s), {r['bytes']:,} bytes")
+    if "local" in stats:
+        print(f"  local fallback {stats['local']['path']}: {stats['local']['depth']} waiting "
+              "to move to Redis")
     return 0
 
 
@@ -105,11 +172,7 @@ def _when(epoch: float) -> str:
 
 
 def _list(settings: Settings, args: argparse.Namespace) -> int:
-    db = store.connect(settings.spool.path)
-    try:
-        found = store.entries(db, dead_only=args.dead, limit=max(1, args.limit))
-    finally:
-        db.close()
+    found = _sync(spool_entries(settings, dead_only=args.dead, limit=args.limit))
     now = time.time()
     for e in found:
         state = "dead" if e.dead else ("waiting" if e.next_at <= now
@@ -130,15 +193,8 @@ def _list(settings: Settings, args: argparse.Namespace) -> int:
 
 def _change(settings: Settings, args: argparse.Namespace) -> int:
     ids = None if args.all_dead else list(args.ids)
-    db = store.connect(settings.spool.path)
-    try:
-        with store.transaction(db):
-            if args.spool_command == "retry":
-                count = store.requeue(db, ids, time.time())
-            else:
-                count = store.purge(db, ids, time.time())
-    finally:
-        db.close()
+    change = spool_retry if args.spool_command == "retry" else spool_purge
+    count = _sync(change(settings, ids))
     verb = "requeued" if args.spool_command == "retry" else "purged"
     print(f"{count} item(s) {verb}")
     # An id that was asked for but not changed: unknown, or being delivered right now.

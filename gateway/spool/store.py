@@ -25,9 +25,9 @@ from pathlib import Path
 
 from gateway.state.dbfile import connect_private, make_private
 
-__all__ = ["Entry", "Item", "RouteCounts", "claim", "connect", "dead_letter", "delivered",
-           "entries", "expire", "insert", "probe", "purge", "reap", "release", "requeue",
-           "retry_later", "route_counts", "totals", "transaction"]
+__all__ = ["Entry", "Item", "RouteCounts", "arrivals", "claim", "connect", "dead_letter",
+           "delivered", "entries", "expire", "insert", "probe", "purge", "reap", "release",
+           "requeue", "retry_later", "route_counts", "totals", "transaction"]
 
 BUSY_TIMEOUT_SECONDS = 5.0
 _SCHEMA = """
@@ -176,6 +176,13 @@ def claim(db: sqlite3.Connection, route: str, owner: str, now: float, limit: int
     found = db.execute(f"SELECT {_ITEM} FROM items WHERE id IN ({marks}) ORDER BY id",  # noqa: S608
                        take).fetchall()
     return [Item(i, r, m, q, f, b, a) for i, r, m, q, f, b, a in found]
+
+
+def arrivals(db: sqlite3.Connection, ids: Sequence[int]) -> dict[int, float]:
+    """When each of ``ids`` was accepted (what a move to the Redis streams keeps)."""
+    marks = ",".join("?" * len(ids))
+    return dict(db.execute(f"SELECT id, accepted_at FROM items WHERE id IN ({marks})",  # noqa: S608
+                           list(ids)).fetchall())
 
 
 def delivered(db: sqlite3.Connection, item_id: int) -> None:

@@ -3,8 +3,9 @@
 A ``delivery: spool`` route runs every stage of ``pipeline.py``; then, instead of the
 forward, ``Spool.accept`` builds the header block exactly as the forwarder would
 (``forward_headers.request_fields``), stores it with the method, raw query and body in the
-spool file (``spool_store.py``) and answers ``200`` once the row is committed to disk. The
-deliverer (``spool_deliverer.py``) sends it later.
+spool's store (``backend.SpoolStore``: the SQLite file of ``store.py``, or the Redis
+streams of ``stream.py``) and answers ``200`` once the store holds it durably. The
+deliverer (``deliverer.py``, ``stream_deliverer.py``) sends it later.
 
 Nothing here blocks the event loop on the disk: ``SpoolWriter`` is one thread that owns the
 write connection and runs queued operations in groups, one transaction and one fsync per
@@ -25,11 +26,10 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
@@ -37,8 +37,13 @@ from gateway.config import RouteSettings, SpoolSettings
 from gateway.errors import ServiceUnavailableError
 from gateway.forward.headers import request_fields
 from gateway.spool import store
+from gateway.spool.backend import SpoolError
+from gateway.spool.local import SqliteStore
 
-__all__ = ["Spool", "SpoolError", "SpoolWriter"]
+if TYPE_CHECKING:
+    from gateway.spool.backend import SpoolStore
+
+__all__ = ["Spool", "SpoolError", "SpoolWriter"]  # SpoolError: from backend.py
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +53,6 @@ ACCEPT_TIMEOUT_SECONDS = 2.0
 RETRY_AFTER_SECONDS = 5
 _MAX_GROUP = 512  # operations per transaction: bounds the time a commit holds the lock
 _Op = tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any], asyncio.AbstractEventLoop]
-
-
-class SpoolError(Exception):
-    """The spool file could not be opened, read or written."""
 
 
 class SpoolWriter:
@@ -154,11 +155,14 @@ def _resolve(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
 
 class Spool:
     """The spool of one process: its writer, the accept path and the spool's counters
-    (``metrics.CounterSource``; the deliverer adds its own to ``counts``)."""
+    (``metrics.CounterSource``; the deliverer adds its own to ``counts``). ``store`` is
+    where ``accept`` stores: the SQLite file through ``writer``, unless
+    ``backend.open_spool`` put the Redis streams there."""
 
     def __init__(self, settings: SpoolSettings) -> None:
         self.settings = settings
         self.writer = SpoolWriter(settings.path)
+        self.store: SpoolStore = SqliteStore(settings, self.writer)
         self.counts: Counter[str] = Counter()
         # Set on every accept: the deliverer of this process starts at once, not at its poll.
         self.wake = asyncio.Event()
@@ -179,17 +183,15 @@ class Spool:
                                 client_id=client_id, scope=scope, request_id=request_id,
                                 forwarded_proto=forwarded_proto, client_address=client_address,
                                 traceparent=traceparent)
-        settings = self.settings
         try:
             async with asyncio.timeout(ACCEPT_TIMEOUT_SECONDS):
-                item_id = await self.writer.call(
-                    store.insert, route.path, method, request.rel_url.raw_query_string,
-                    fields, body, time.time(), settings.max_items, settings.max_bytes)
+                item_id = await self.store.add(route.path, method,
+                                               request.rel_url.raw_query_string, fields, body)
         except (SpoolError, TimeoutError) as exc:
-            log.error("spool write failed reason_id=spool_unwritable error=%r", str(exc),
-                      extra={"reason_id": "spool_unwritable"})
-            raise ServiceUnavailableError("The spool cannot store the request now; "
-                                          "retry later.", headers=_RETRY_AFTER) from None
+            error = exc if isinstance(exc, SpoolError) else SpoolError("timed out")
+            log.error("spool write failed reason_id=%s error=%r", error.reason_id, str(exc),
+                      extra={"reason_id": error.reason_id})
+            raise ServiceUnavailableError(error.answer, headers=_RETRY_AFTER) from None
         if item_id is None:
             self.counts[f"gateway_spool_refused_total:{route.path}"] += 1
             raise ServiceUnavailableError("The spool is full; retry later.",
@@ -201,6 +203,7 @@ class Spool:
                             content_type="application/json")
 
     async def close(self) -> None:
+        await self.store.close()
         await self.writer.close()
 
 

@@ -29,6 +29,7 @@ import contextlib
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -40,7 +41,7 @@ from redis.exceptions import RedisError
 from gateway.config import StateSettings
 from gateway.state.sqlite import StateError, StateEvent
 
-__all__ = ["RedisState"]
+__all__ = ["RedisState", "tls_options"]
 
 T = TypeVar("T")
 
@@ -87,12 +88,15 @@ return string.format('%.6f', tokens)
 """
 
 
-def _tls_options(settings: StateSettings) -> dict[str, Any]:
-    if urlsplit(settings.url or "").scheme != "rediss":
+def tls_options(url: str | None, ca_file: Path | None) -> dict[str, Any]:
+    """redis-py's TLS arguments for ``url``: for ``rediss://``, a verified TLS 1.2+ server
+    (against ``ca_file``, or the system CAs); nothing for ``redis://``. The spool's streams
+    use it too."""
+    if urlsplit(url or "").scheme != "rediss":
         return {}
     return {"ssl_cert_reqs": "required", "ssl_check_hostname": True,
             "ssl_min_version": ssl.TLSVersion.TLSv1_2,
-            "ssl_ca_certs": str(settings.ca_file) if settings.ca_file else None}
+            "ssl_ca_certs": str(ca_file) if ca_file else None}
 
 
 class RedisState:
@@ -112,7 +116,7 @@ class RedisState:
             max_connections=_POOL_SIZE, health_check_interval=5,
             # One quick retry: a pooled connection broken by a Redis restart is replaced.
             retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), 1),
-            client_name="aam-oauth-gateway", **_tls_options(settings))
+            client_name="aam-oauth-gateway", **tls_options(settings.url, settings.ca_file))
         self._revoke = self._client.register_script(_REVOKE)
         self._count = self._client.register_script(_COUNT_FAILURE)
         self._spend = self._client.register_script(_SPEND)

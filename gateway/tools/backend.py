@@ -9,8 +9,10 @@ push's users and segments.
 
 Two paths belong to the tool, not to the legacy API:
 
-* ``GET /_stats``: the counters, the current status and delay, and the last push's method,
-  path and headers (so tests and the demo can see exactly what the gateway forwarded);
+* ``GET /_stats``: the counters, the current status and delay, the most pushes it was
+  answering at once (``in_flight_peak``: with a delay, how many senders overlapped), and
+  the last push's method, path and headers (so tests and the demo can see exactly what the
+  gateway forwarded);
 * ``POST /_control``: ``{"status": 500, "delay": 0.5, "reset": true}`` changes the answer at
   run time, so fault tests and the demo make the backend fail without restarting it.
 """
@@ -44,6 +46,7 @@ class _Backend:
         self.delay = _check_delay(delay)
         self.record = record
         self.file: IO[str] | None = None
+        self.in_flight = 0
         self.reset()
 
     def reset(self) -> None:
@@ -52,8 +55,17 @@ class _Backend:
         self.users = 0
         self.segments = 0
         self.last: dict[str, Any] | None = None
+        self.in_flight_peak = self.in_flight  # pushes being answered now outlive a reset
 
     async def push(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.in_flight_peak = max(self.in_flight_peak, self.in_flight)
+        try:
+            return await self._answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.requests += 1
         count = self.requests
@@ -87,6 +99,7 @@ class _Backend:
             "requests": self.requests, "bytes": self.bytes, "users": self.users,
             "segments": self.segments,
             "status": self.status, "delay": self.delay, "last": self.last,
+            "in_flight_peak": self.in_flight_peak,
         })
 
     async def control(self, request: web.Request) -> web.Response:

@@ -33,7 +33,12 @@ from rich.console import Console
 
 from gateway.config.hashes import hash_opaque, hash_secret
 from gateway.tools.certs import create_dev_certificates, write_private
-from gateway.tools.demo_spool import FALLBACK_PATH, SPOOL_PATH, spool_walkthrough
+from gateway.tools.demo_spool import (
+    FALLBACK_PATH,
+    SPOOL_PATH,
+    spool_section,
+    spool_walkthrough,
+)
 from gateway.tools.loadtest import LoadReport, run_load
 from gateway.tools.loadtest_html import write_report
 from gateway.tools.loadtest_options import LoadOptions, basic_credential
@@ -65,7 +70,7 @@ def _short(secret: str) -> str:
     return secret[:10] + "…" if len(secret) > 12 else "…"
 
 
-def _prepare(workdir: Path, console: Console) -> tuple[Path, str]:
+def _prepare(workdir: Path, console: Console, spool_redis: str | None) -> tuple[Path, str]:
     """Certificates, a signing key and a demo config; returns (config path, demo secret)."""
     certs = workdir / "certs"
     written = create_dev_certificates(certs)
@@ -98,9 +103,7 @@ def _prepare(workdir: Path, console: Console) -> tuple[Path, str]:
                    {"path": FALLBACK_PATH, "methods": ["POST"], "upstream": "${BACKEND_URL}",
                     "scope": "segments:write", "delivery": "fallback"}],
         "state": {"path": str(demo_dir / "gateway.db")},
-        # Short backoff, so the demo sees the backend's return within a second.
-        "spool": {"path": str(demo_dir / "spool.db"), "retry_initial_seconds": 0.2,
-                  "retry_max_seconds": 1.0},
+        "spool": spool_section(demo_dir, spool_redis),
         "logging": {"format": "json", "level": "info"},
     }
     path = demo_dir / "config.yaml"
@@ -248,12 +251,13 @@ def _drain(proc: subprocess.Popen[str], keep: deque[str]) -> threading.Thread:
     return thread
 
 
-def run_demo(*, workdir: Path, load_seconds: float = 5.0) -> int:
+def run_demo(*, workdir: Path, load_seconds: float = 5.0,
+             spool_redis: str | None = None) -> int:
     terminal = sys.stdout.isatty()
     # Into a pipe, lines stay whole (soft wrap): a JSON log line cut at a width won't parse.
     console = Console(highlight=False, width=None if terminal else 110, soft_wrap=not terminal)
     console.rule("[bold]aam-oauth-gateway demo")
-    config, secret = _prepare(workdir.resolve(), console)
+    config, secret = _prepare(workdir.resolve(), console, spool_redis)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     processes = _Processes([])
     try:

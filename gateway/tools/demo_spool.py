@@ -2,12 +2,13 @@
 stopped.
 
 The demo's configuration has a second route, ``/segments/spooled``, with ``delivery: spool``,
-and a third, ``/segments/fallback``, with ``delivery: fallback``. This step pushes once to
-the fallback route while the backend runs (its own answer comes back), stops the sample
-backend process, pushes a batch of Adobe's sample payload to both routes (each answered ``200``
-at once: stored on disk first), shows ``/readyz``'s spool report, starts the backend again
-on the same port and waits until every push has arrived, checking each route's order from
-the ``X-Request-Id`` the backend recorded.
+stored in the local SQLite file (or, with ``gateway demo --spool-redis URL``, in Redis
+Streams), and a third, ``/segments/fallback``, with ``delivery: fallback``. This step pushes
+once to the fallback route while the backend runs (its own answer comes back), stops the
+sample backend process, pushes a batch of Adobe's sample payload to both routes (each
+answered ``200`` at once: stored durably first), shows ``/readyz``'s spool report, starts
+the backend again on the same port and waits until every push has arrived, checking each
+route's order from the ``X-Request-Id`` the backend recorded.
 """
 
 from __future__ import annotations
@@ -18,19 +19,33 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from rich.console import Console
 
 from gateway.tools.seed import SEED_PAYLOAD
 
-__all__ = ["FALLBACK_PATH", "SPOOL_PATH", "spool_walkthrough"]
+__all__ = ["FALLBACK_PATH", "SPOOL_PATH", "spool_section", "spool_walkthrough"]
 
 SPOOL_PATH = "/segments/spooled"
 FALLBACK_PATH = "/segments/fallback"
 PUSHES = 20
 FALLBACK_PUSHES = 5
 _ARRIVAL_SECONDS = 15.0
+
+
+def spool_section(demo_dir: Path, redis_url: str | None) -> dict[str, Any]:
+    """The demo's ``spool`` section: the local file, or the streams at ``redis_url`` (under a
+    prefix of their own, so the demo never touches anything else kept in that Redis; a
+    few small keys stay there, reused by the next run)."""
+    # Short backoff, so the demo sees the backend's return within a second.
+    section: dict[str, Any] = {"path": str(demo_dir / "spool.db"),
+                               "retry_initial_seconds": 0.2, "retry_max_seconds": 1.0}
+    if redis_url is not None:
+        section.update({"backend": "redis", "url": redis_url,
+                        "key_prefix": "gateway-demo:"})
+    return section
 
 
 def _arrived(record: Path) -> list[str]:

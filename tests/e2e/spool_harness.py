@@ -21,7 +21,7 @@ from e2e_harness import base_config
 from proc_harness import CapturedProcess, gateway_command
 
 __all__ = ["admin_metrics", "backend_process", "direct_and_spool_config", "first_seen",
-           "free_port", "push", "recorded", "spool_config", "until"]
+           "free_port", "push", "recorded", "redis_spool_config", "spool_config", "until"]
 
 
 async def until(found: Callable[[], Any], seconds: float, context: list[str] | None = None
@@ -69,6 +69,19 @@ def direct_and_spool_config(tmp_path: Path, cert_dir: Path, signing_keys: dict[s
     config["state"] = {"path": str(tmp_path / "state.db")}
     config["spool"] = {"retry_initial_seconds": 0.05, "retry_max_seconds": 0.2}
     path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def redis_spool_config(directory: Path, cert_dir: Path, signing_keys: dict[str, Path],
+                       secret_hash: str, backend_port: int, url: str,
+                       **spool: Any) -> Path:
+    """``spool_config`` in ``directory`` (one instance's own files and ports), with
+    ``spool.backend: redis`` at ``url`` and the ``spool`` keys given."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = spool_config(directory, cert_dir, signing_keys, secret_hash, backend_port)
+    config = yaml.safe_load(path.read_text())
+    config["spool"].update({"backend": "redis", "url": url, **spool})
     path.write_text(yaml.safe_dump(config))
     return path
 

@@ -1,0 +1,279 @@
+"""``spool.backend: redis``: the spool in Redis Streams, shared by every instance (docs/deploy.md).
+
+``StreamStore`` implements ``backend.SpoolStore`` and the deliverer's operations with the
+scripts of ``stream_scripts.py`` (one round trip each) through redis-py's asyncio client.
+A push is stored by one script (bounds, id, ``XADD``), and when ``spool.min_replicas`` is
+set the same connection then sends ``WAIT min_replicas timeout``: the push counts as stored
+only when that many replicas acknowledged it; otherwise it is removed again and the caller
+answers ``503`` (``NotReplicated``), which IRIS retries.
+
+Errors name the exception and the host, never the URL or the password. The reading and
+operating half (``view``, ``entries``, ``requeue``, ``purge``) is in ``stream_admin.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError, ResponseError
+
+from gateway.config import SpoolSettings
+from gateway.spool import stream_admin
+from gateway.spool.backend import SpoolError
+from gateway.spool.stream_scripts import GROUP, SCRIPTS
+from gateway.state.redis import tls_options
+
+if TYPE_CHECKING:
+    from gateway.spool.status import SpoolView
+    from gateway.spool.store import Entry
+
+__all__ = ["GROUP", "Claim", "NotReplicated", "StreamItem", "StreamStore"]
+
+T = TypeVar("T")
+WAIT_MILLISECONDS = 800  # inside the accept's 2 s, with room for the local fallback
+_TIMEOUT_SECONDS = 1.0
+_BREAKER_SECONDS = 1.0  # after a failure, pushes go straight to the local spool this long
+_IDLE_CONSUMER_MS = 3_600_000
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class NotReplicated(SpoolError):
+    """Redis took the push but fewer than ``min_replicas`` replicas confirmed it."""
+
+    reason_id = "spool_unreplicated"
+    answer = "The spool could not replicate the request; retry later."
+
+
+@dataclass(frozen=True, slots=True)
+class StreamItem:
+    """A claimed entry, ready to send again; ``source`` is the stream it is pending in."""
+
+    id: int
+    entry: bytes
+    source: str
+    route: str
+    method: str
+    query: str
+    fields: bytes
+    body: bytes
+    size: int
+    tries: int  # failed tries so far, refused connections included: the backoff's exponent
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    items: list[StreamItem]
+    expired: int  # dead-lettered for max_age_seconds by this call
+
+
+class StreamStore:
+    """The streams of one ``spool.key_prefix`` on one Redis primary."""
+
+    def __init__(self, settings: SpoolSettings) -> None:
+        assert settings.url is not None  # the loader requires it for this backend
+        parts = urlsplit(settings.url)
+        self.settings = settings
+        self.where = f"redis {parts.hostname}:{parts.port or 6379}"
+        self._secrets = [s for s in (settings.password, parts.password) if s]
+        self.prefix = f"{settings.key_prefix}spool:"
+        self._down_until = 0.0
+        self.client: redis.Redis = redis.Redis.from_url(
+            settings.url, password=settings.password, decode_responses=False,
+            socket_connect_timeout=_TIMEOUT_SECONDS,
+            socket_timeout=_TIMEOUT_SECONDS + WAIT_MILLISECONDS / 1000,
+            max_connections=64, health_check_interval=5,
+            # One quick retry: a pooled connection broken by a Redis restart is replaced.
+            retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), 1),
+            client_name="aam-oauth-gateway-spool", **tls_options(settings.url, settings.ca_file))
+        self.scripts = {name: self.client.register_script(text)
+                        for name, text in SCRIPTS.items()}
+
+    # -- keys and errors ----------------------------------------------------------------
+
+    def key(self, kind: str, route: str | None = None) -> str:
+        return self.prefix + kind + ("" if route is None else ":" + route)
+
+    def error(self, exc: BaseException) -> SpoolError:
+        text = f"{exc.__class__.__name__}: {exc}"
+        for secret in self._secrets:  # SECURITY: never a password in a log line
+            text = text.replace(secret, "***")
+        return SpoolError(f"{self.where}: {text}")
+
+    async def call(self, work: Callable[[], Awaitable[T]]) -> T:
+        try:
+            result = await work()
+        except (RedisError, OSError) as exc:
+            self._down_until = time.monotonic() + _BREAKER_SECONDS
+            raise self.error(exc) from None
+        self._down_until = 0.0
+        return result
+
+    def usable(self) -> bool:
+        """False for a moment after a failure: pushes do not wait on a dead server."""
+        return time.monotonic() >= self._down_until
+
+    def trip(self) -> None:
+        self._down_until = time.monotonic() + _BREAKER_SECONDS
+
+    async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        return await self.call(lambda: self.scripts[name](keys=keys, args=args))
+
+    # -- accepting ----------------------------------------------------------------------
+
+    async def add(self, route: str, method: str, query: str, fields: bytes, body: bytes,
+                  *, accepted_at: float | None = None) -> int | None:
+        """Store one push (``accepted_at``: one moved from the local spool, which is never
+        refused for the bounds: it was answered 200 already)."""
+        limits = self.settings
+        bounded = accepted_at is None
+        keys = [self.key("q", route), self.key("totals"), self.key("routes"), self.key("seq")]
+        args: list[Any] = [route, method, query, fields, body, limits.max_items if bounded else -1,
+                limits.max_bytes, GROUP, "" if bounded else repr(accepted_at)]
+        if limits.min_replicas == 0:
+            found = await self.run("ADD", keys, args)
+            return int(found) or None
+
+        async def replicated() -> tuple[int, int]:
+            # One pipeline is one connection: WAIT counts the replicas holding this XADD.
+            async with self.client.pipeline(transaction=False) as pipe:
+                await self.scripts["ADD"](keys=keys, args=args, client=pipe)  # queued
+                pipe.execute_command("WAIT", limits.min_replicas, WAIT_MILLISECONDS)
+                item, replicas = await pipe.execute()
+            return int(item), int(replicas)
+
+        item, replicas = await self.call(replicated)
+        if item and replicas < limits.min_replicas:
+            await self.run("DONE", [self.key("q", route), self.key("meta", route),
+                                    self.key("totals")],
+                           [GROUP, f"{item}-0", item, len(fields) + len(body), route])
+            raise NotReplicated(f"{self.where}: {replicas} of {limits.min_replicas} "
+                                "replica(s) confirmed the push")
+        return item or None
+
+    # -- delivering ---------------------------------------------------------------------
+
+    async def claim(self, routes: Sequence[tuple[str, bool, float]], owner: str,
+                    batch: int) -> dict[str, Claim]:
+        """For each (route, deliver, lease seconds): its next batch, leased to ``owner``,
+        all in one round trip; ``deliver`` False only expires (a route gone from the
+        configuration)."""
+        if not routes:
+            return {}
+        max_age = repr(self.settings.max_age_seconds)
+
+        async def work() -> list[Any]:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for route, deliver, lease in routes:
+                    await self.scripts["CLAIM"](  # queued in the pipeline
+                        keys=[self.key(k, route) for k in ("lease", "again", "q", "meta",
+                                                           "dead")],
+                        args=[owner, int(lease * 1000), GROUP, batch, max_age,
+                              "1" if deliver else "0"], client=pipe)
+                return list(await pipe.execute())
+
+        return {route: self._claimed(route, answer)
+                for (route, _, _), answer in zip(routes, await self.call(work), strict=True)}
+
+    def _claimed(self, route: str, answer: list[Any]) -> Claim:
+        expired, source = int(answer[0]), int(answer[1])
+        if not source:
+            return Claim([], expired)
+        stream = self.key("again" if source == 1 else "q", route)
+        items = []
+        for (entry, flat), meta in zip(answer[2], answer[3], strict=True):
+            f = dict(zip(flat[::2], flat[1::2], strict=True))
+            tries = int(stream_admin.meta(meta).get("tries", 0))
+            items.append(StreamItem(int(f[b"id"]), entry, stream, route, f[b"m"].decode(),
+                                    f[b"q"].decode(), f[b"f"], f[b"b"], int(f[b"s"]), tries))
+        return Claim(items, expired)
+
+    async def delivered(self, items: Sequence[StreamItem]) -> None:
+        """Acknowledge and delete delivered entries, in one round trip."""
+        async def work() -> None:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for item in items:
+                    await self.scripts["DONE"](  # queued in the pipeline
+                        keys=[item.source, self.key("meta", item.route), self.key("totals")],
+                        args=[GROUP, item.entry, item.id, item.size, item.route], client=pipe)
+                await pipe.execute()
+
+        await self.call(work)
+
+    async def retry_later(self, item: StreamItem, wait: float, error: str, status: int | None,
+                          *, counted: bool) -> bool:
+        """Record a failed try; True when it was the last allowed attempt (a dead letter)."""
+        dead = await self.run(
+            "RETRY", [item.source, self.key("meta", item.route), self.key("dead", item.route)],
+            [GROUP, item.entry, repr(wait), error, "" if status is None else status,
+             1 if counted else 0, self.settings.max_attempts])
+        return bool(dead)
+
+    async def dead_letter(self, item: StreamItem, status: int, error: str) -> None:
+        await self.run("BURY", [item.source, self.key("meta", item.route),
+                                self.key("dead", item.route)],
+                       [GROUP, item.entry, status, error])
+
+    async def forget_consumers(self, route: str, owner: str,
+                               idle_ms: int = _IDLE_CONSUMER_MS) -> int:
+        """Drop the group's consumers that hold nothing and were idle ``idle_ms`` (an hour):
+        every process that ever ran is one, and a dead one's pending entries were claimed
+        already. How many were dropped."""
+        async def work() -> int:
+            dropped = 0
+            for kind in ("q", "again"):
+                key = self.key(kind, route)
+                try:
+                    found = await self.client.xinfo_consumers(key, GROUP)
+                except ResponseError:  # no such stream (yet)
+                    continue
+                for consumer in found:
+                    name = _text(consumer["name"])
+                    if (name != owner and int(consumer["pending"]) == 0
+                            and int(consumer["idle"]) >= idle_ms):
+                        await self.client.xgroup_delconsumer(key, GROUP, name)
+                        dropped += 1
+            return dropped
+
+        return await self.call(work)
+
+    async def replicas(self) -> int:
+        """The replicas connected to this Redis now (``INFO replication``)."""
+        info = await self.call(lambda: self.client.info("replication"))
+        return int(info.get("connected_slaves", 0))
+
+    async def renew(self, route: str, owner: str, lease_ms: int) -> bool:
+        return bool(await self.run("RENEW", [self.key("lease", route)], [owner, lease_ms]))
+
+    async def release(self, route: str, owner: str) -> None:
+        await self.run("RELEASE", [self.key("lease", route)], [owner])
+
+    # -- reading and operating (stream_admin.py) -----------------------------------------
+
+    async def view(self, *, write_probe: bool = False) -> SpoolView:
+        return await self.call(lambda: stream_admin.view(self, write_probe))
+
+    async def entries(self, *, dead_only: bool, limit: int) -> list[Entry]:
+        return await self.call(lambda: stream_admin.entries(self, dead_only, limit))
+
+    async def requeue(self, ids: Sequence[int] | None) -> int:
+        return await self.call(lambda: stream_admin.requeue(self, ids))
+
+    async def purge(self, ids: Sequence[int] | None) -> int:
+        return await self.call(lambda: stream_admin.purge(self, ids))
+
+    async def close(self) -> None:
+        # Closing after an outage: the pool's sockets are dead already.
+        try:
+            await self.client.aclose()
+        except (RedisError, OSError):
+            return

@@ -1,0 +1,165 @@
+"""A Redis outage is not a lost push (docs/operations.md, "Redis outages").
+
+``FallbackStore`` is the ``SpoolStore`` of a serving process with ``spool.backend: redis``.
+A push goes to the streams; when Redis cannot take it (refused, timed out, read-only,
+out of memory), it goes to the process's local SQLite spool instead (``spool.path``, the
+same file, writer thread and fsync as ``backend: sqlite``) and is answered ``200`` from
+there. For a moment after a failure pushes go straight to the file (``StreamStore.usable``),
+so an outage costs no push a timeout. A push neither can store gets ``503``.
+
+What the file holds is **moved to the streams** once Redis takes writes again
+(``move_local``, run by the deliverer every second), oldest first per route, each item
+deleted from the file only after Redis (and ``min_replicas`` replicas) holds it. It is not
+delivered from the file: one path per route keeps the one lease, so two instances never
+deliver a route at once, and a moved item is safe from the loss of this instance. A crash
+between the two steps sends that item twice (at least once). Replicas falling short
+(``NotReplicated``) are not an outage: that push is answered ``503``, not spooled locally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from gateway.spool import store
+from gateway.spool.backend import SpoolError
+from gateway.spool.stream import NotReplicated, StreamStore
+
+if TYPE_CHECKING:
+    from gateway.spool.status import SpoolView
+    from gateway.spool.writer import Spool
+
+__all__ = ["FallbackStore"]
+
+log = logging.getLogger(__name__)
+
+STREAM_SECONDS = 1.2  # the streams' share of the accept's 2 s; the file gets the rest
+_MOVE_BATCH = 32
+_MOVE_LEASE_SECONDS = 60.0
+
+
+class FallbackStore:
+    """The streams first, the local file when Redis cannot take a push."""
+
+    def __init__(self, stream: StreamStore, spool: Spool) -> None:
+        self.stream = stream
+        self.local = spool.store  # the SQLite file, through the process's writer thread
+        self.writer = spool.writer
+        self.counts = spool.counts
+        self.outage = False  # pushes are going to the file now
+
+    async def add(self, route: str, method: str, query: str, fields: bytes,
+                  body: bytes) -> int | None:
+        if self.stream.usable():
+            try:
+                async with asyncio.timeout(STREAM_SECONDS):
+                    found = await self.stream.add(route, method, query, fields, body)
+            except NotReplicated:
+                self.counts[f"gateway_spool_unreplicated_total:{route}"] += 1
+                raise
+            except (SpoolError, TimeoutError) as exc:
+                self.stream.trip()
+                self._lost(exc)
+            else:
+                self._back()
+                return found
+        found = await self.local.add(route, method, query, fields, body)
+        if found is not None:
+            self.counts[f"gateway_spool_fallback_total:{route}"] += 1
+        return found
+
+    def _lost(self, exc: BaseException) -> None:
+        if not self.outage:  # once per outage, not once per push
+            log.error("spool redis unavailable, pushes are spooled locally "
+                      "reason_id=spool_fallback error=%r path=%r",
+                      str(exc) or exc.__class__.__name__, str(self.writer.path),
+                      extra={"reason_id": "spool_fallback"})
+        self.outage = True
+
+    def _back(self) -> None:
+        if self.outage:
+            log.warning("spool redis reachable again reason_id=spool_recovered",
+                        extra={"reason_id": "spool_recovered"})
+        self.outage = False
+
+    async def move_local(self, owner: str) -> int:
+        """Move the local file's waiting items to the streams; how many moved."""
+        if not self.writer.path.exists() or not self.stream.usable():
+            return 0  # a stat, never an open: the file is created by a fallback only
+        now = time.time()
+        try:
+            claimed = await self.writer.call(_claim_local, owner, now)
+        except SpoolError:
+            return 0
+        moved = 0
+        for route, (items, arrivals) in claimed.items():
+            left = [item.id for item in items]
+            try:
+                for item in items:
+                    stored = await self.stream.add(
+                        route, item.method, item.query, item.fields, item.body,
+                        accepted_at=arrivals.get(item.id, now))
+                    if stored is None:  # never refused for the bounds; kept if it were
+                        break
+                    await self.writer.call(store.delivered, item.id)
+                    left.remove(item.id)
+                    moved += 1
+                    self.counts[f"gateway_spool_moved_total:{route}"] += 1
+            except SpoolError as exc:  # Redis, or the file: the rest waits for next time
+                self.stream.trip()
+                log.warning("spool move to redis interrupted reason_id=spool_move_failed "
+                            "error=%r", str(exc), extra={"reason_id": "spool_move_failed"})
+            finally:
+                if left:
+                    with contextlib.suppress(SpoolError):
+                        await self.writer.call(store.release, left, owner)
+        if moved:
+            self._back()
+            log.info("spool items moved from the local file to redis reason_id=spool_moved "
+                     "count=%r", moved, extra={"reason_id": "spool_moved"})
+        return moved
+
+    async def view(self, *, write_probe: bool = False) -> SpoolView:
+        return await self.stream.view(write_probe=write_probe)
+
+    async def entries(self, *, dead_only: bool, limit: int) -> list[store.Entry]:
+        return await self.stream.entries(dead_only=dead_only, limit=limit)
+
+    async def requeue(self, ids: Sequence[int] | None) -> int:
+        return await self.stream.requeue(ids)
+
+    async def purge(self, ids: Sequence[int] | None) -> int:
+        return await self.stream.purge(ids)
+
+    async def close(self) -> None:
+        await self.stream.close()
+
+
+def _claim_local(db: sqlite3.Connection, owner: str, now: float
+                 ) -> dict[str, tuple[list[store.Item], dict[int, float]]]:
+    """Each route's first waiting items, leased to ``owner`` (the workers of one machine
+    share the file: one of them moves a route at a time), with when they arrived."""
+    store.reap(db, owner, _alive)
+    found = {}
+    for counts in store.route_counts(db):
+        items = store.claim(db, counts.route, owner, now, _MOVE_BATCH, _MOVE_LEASE_SECONDS)
+        if items:
+            found[counts.route] = (items, store.arrivals(db, [i.id for i in items]))
+    return found
+
+
+def _alive(owner: str) -> bool:
+    """Whether the process of ``owner`` (``pid:random``) still runs on this machine."""
+    try:
+        os.kill(int(owner.partition(":")[0]), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError):
+        return True  # not ours to judge: its lease expires
+    return True
