@@ -177,7 +177,7 @@ class StatusPage:
             with contextlib.suppress(Exception):
                 dead = [DeadLetter(e.id, e.route, e.method, e.size, e.accepted_at, e.attempts,
                                    e.last_status, e.last_error)
-                        for e in await dead_letters(settings.spool.path, DEAD_LETTERS_SHOWN)]
+                        for e in await dead_letters(settings, DEAD_LETTERS_SHOWN)]
         origins = {r.path: list(dict.fromkeys(_origin(u) for u in r.upstreams))
                    for r in settings.routes}
         return status_document(settings, merged, now, self.history, health, dead, origins)
@@ -227,10 +227,10 @@ class StatusPage:
             except (KeyError, ValueError):
                 raise InvalidRequestError("Give one item id, or all=1.") from None
         settings = self.probe.current()[0]
-        if not settings.spool.path.exists():
+        if settings.spool.backend == "sqlite" and not settings.spool.path.exists():
             count = 0
         else:
-            count = await change(settings.spool.path, action, ids)
+            count = await change(settings, action, ids)
         log.info("dead letters %s from the status page", "requeued" if action == "retry"
                  else "purged", extra={"reason_id": f"status_{action}", "count": count,
                                        "ids": ids if ids is not None else "all"})

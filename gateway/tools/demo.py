@@ -33,12 +33,7 @@ from rich.console import Console
 
 from gateway.config.hashes import hash_opaque, hash_secret
 from gateway.tools.certs import create_dev_certificates, write_private
-from gateway.tools.demo_spool import (
-    FALLBACK_PATH,
-    SPOOL_PATH,
-    spool_section,
-    spool_walkthrough,
-)
+from gateway.tools.demo_spool import FALLBACK_PATH, SPOOL_PATH, spool_section, spool_walkthrough
 from gateway.tools.loadtest import LoadReport, run_load
 from gateway.tools.loadtest_html import write_report
 from gateway.tools.loadtest_options import LoadOptions, basic_credential

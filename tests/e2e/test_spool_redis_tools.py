@@ -20,6 +20,7 @@ from aiohttp import web
 from gateway.cli import main
 from gateway.config import Settings
 from gateway.serve.server import RunningGateway
+from gateway.serve.status_spool import change, dead_letters
 from gateway.spool.commands import spool_entries
 from gateway.spool.store import Entry
 from gateway.tools.seed import SEED_PAYLOAD
@@ -132,6 +133,37 @@ async def test_dead_letters_and_the_commands_on_the_redis_spool(
     code, _ = _cli(capsys, settings.source, "retry", "12345")
     assert code == 1  # no such item
 
+
+
+async def test_the_status_page_lists_and_retries_the_streams_dead_letters(
+        redis_config: dict[str, Any], write_config: Callable[[dict[str, Any]], Settings],
+        start: Start, session: aiohttp.ClientSession, backend: tuple[str, web.Application]
+        ) -> None:
+    """The status page's dead letters come from the dead-letter stream, not from the local
+    fallback file, and its retry requeues them there."""
+    settings = write_config(redis_config)
+    gateway = await start(settings)
+    port, admin = gateway.ports["https"], gateway.ports["admin"]
+    token = await fetch_token(session, port)
+    await _backend(session, backend[0], "/_control", status=422, reset=True)
+    status, _ = await _push(session, port, token, "refused-page")
+    assert status == 200
+
+    await eventually(lambda: spool_entries(settings, dead_only=True, limit=10), 10.0,
+                     "a dead letter")
+    dead = await dead_letters(settings, 10)
+    assert [e.last_status for e in dead] == [422]
+    await _backend(session, backend[0], "/_control", status=200, reset=True)
+    assert await change(settings, "retry", [dead[0].id]) == 1
+    assert await change(settings, "purge", [dead[0].id + 999]) == 0  # no such dead letter
+
+    async def redelivered() -> bool:
+        last = (await _backend(session, backend[0], "/_stats"))["last"]
+        return bool(last) and "refused-page" in last["headers"].values()
+    await eventually(redelivered, 10.0, "the dead letter requeued from the status page")
+    assert await dead_letters(settings, 10) == []
+    async with session.get(f"http://127.0.0.1:{admin}/status.json") as response:
+        assert response.status == 200  # the page's document, with the streams chosen
 
 async def test_a_push_that_can_be_stored_nowhere_is_answered_503(
         redis_config: dict[str, Any], write_config: Callable[[dict[str, Any]], Settings],
