@@ -46,7 +46,8 @@ async def test_the_report_renders_its_charts_and_shows_the_json_figures(
                           f"https://localhost:{gateway.ports['https']}/segments/aam",
                           "--ca", str(cert_dir / "ca.crt"), "--client-id", CLIENT_ID,
                           "--secret", CLIENT_SECRET, "--requests", "300", "--duration", "20",
-                          "--concurrency", "4", "--json", "--report", str(report)])
+                          "--concurrency", "4", "--rate", "200", "--json",
+                          "--report", str(report)])
     assert process.returncode == 0, process.stderr
     doc = json.loads(process.stdout)
     assert doc["requests"] == 300 and doc["status_counts"] == {"200": 300}
@@ -65,7 +66,8 @@ async def test_the_report_renders_its_charts_and_shows_the_json_figures(
         assert cell.text == _expected(doc, cell.get_attribute("data-key")), cell.text
     for chart in ("throughput", "latency"):
         lines = browser.find_elements(By.CSS_SELECTOR, f'figure[data-chart="{chart}"] polyline')
-        # At least two points each: a line, not a dot (the run lasts several buckets).
+        # At least two points each: a line, not a dot (paced at 200/s, the run lasts 1.5 s:
+        # many buckets, however fast the machine).
         assert lines and all(len(line.get_attribute("points").split()) >= 2 for line in lines)
         box = browser.find_element(By.CSS_SELECTOR, f'figure[data-chart="{chart}"] svg')
         assert box.size["width"] > 300 and box.size["height"] > 100  # drawn, not collapsed
