@@ -21,7 +21,8 @@ from gateway.config.yamlpath import Reader
 
 def read_server(r: Reader, value: Any, path: str) -> ServerSettings:
     m = r.mapping(value, path, ("host", "port", "workers", "tls", "http_port",
-                                "trusted_proxies", "max_body_bytes", "admin"))
+                                "trusted_proxies", "max_body_bytes", "admin",
+                                "max_connections_per_address"))
     tls = r.mapping(m.get("tls"), f"{path}.tls", ("cert_file", "key_file", "min_version",
                                                    "client_ca_file"))
     admin = r.mapping(m.get("admin"), f"{path}.admin", ("host", "port"))
@@ -55,6 +56,9 @@ def read_server(r: Reader, value: Any, path: str) -> ServerSettings:
             port=r.integer(admin.get("port"), f"{path}.admin.port", default=9090,
                            minimum=0, maximum=65535),
         ),
+        max_connections_per_address=r.integer(
+            m.get("max_connections_per_address"), f"{path}.max_connections_per_address",
+            default=256, minimum=1, maximum=1 << 20),
     )
 
 def check_certificates(path: Path) -> str | None:

@@ -64,6 +64,7 @@ class ServerSettings:
     trusted_proxies: tuple[Network, ...] = ()
     max_body_bytes: int = 10 * 1024 * 1024
     admin: AdminSettings = field(default_factory=AdminSettings)
+    max_connections_per_address: int = 256
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,6 +129,8 @@ class RouteSettings:
     success_status: int | None = 200
     signature: SignatureSettings | None = None
     delivery: Literal["direct", "spool"] = "direct"
+    # Lower-case names forwarded although they could impersonate the gateway (forward/headers.py).
+    pass_headers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,6 +4,7 @@ timeouts and delivery mode of each protected route.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gateway.config.model import (
@@ -18,7 +19,8 @@ from gateway.config.yamlpath import Reader
 def read_route(r: Reader, value: Any, path: str) -> RouteSettings:
     m = r.mapping(value, path, ("path", "methods", "upstream", "scope", "content_type",
                                 "payload", "timeout_seconds", "forward_authorization",
-                                "identity_headers", "success_status", "signature", "delivery"))
+                                "identity_headers", "success_status", "signature", "delivery",
+                                "pass_headers"))
     route_path = r.string(m.get("path"), f"{path}.path")
     if route_path and not route_path.startswith("/"):
         r.fail(f"{path}.path", "must start with /")
@@ -65,4 +67,29 @@ def read_route(r: Reader, value: Any, path: str) -> RouteSettings:
             success, f"{path}.success_status", minimum=200, maximum=299),
         signature=signature,
         delivery=delivery,  # type: ignore[arg-type]
+        pass_headers=_pass_headers(r, m.get("pass_headers"), f"{path}.pass_headers"),
     )
+
+
+# RFC 9110 §5.1: field-name = token.
+_FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Set or removed by the gateway whatever a route says (docs/security.md).
+_GATEWAY_FIELDS = frozenset({
+    "host", "content-length", "content-encoding", "transfer-encoding", "connection",
+    "keep-alive", "te", "trailer", "upgrade", "proxy-connection", "proxy-authenticate",
+    "proxy-authorization", "expect", "forwarded", "x-forwarded-for", "x-forwarded-proto",
+    "x-forwarded-host", "x-request-id", "x-gateway-client-id", "x-gateway-scope",
+    "authorization",
+})
+
+
+def _pass_headers(r: Reader, value: Any, path: str) -> tuple[str, ...]:
+    names = r.string_list(value, path)
+    for i, name in enumerate(names):
+        if not _FIELD_NAME.fullmatch(name):
+            r.fail(f"{path}[{i}]", "must be a header field name")
+        elif name.lower() == "authorization":
+            r.fail(f"{path}[{i}]", "use forward_authorization: true instead")
+        elif name.lower() in _GATEWAY_FIELDS:
+            r.fail(f"{path}[{i}]", "is set or removed by the gateway itself")
+    return tuple(dict.fromkeys(name.lower() for name in names))
