@@ -189,11 +189,11 @@ class _GuardedHandler(RequestHandler):
     ) -> tuple[web.StreamResponse, bool]:
         if request.version not in _HTTP_1:
             # aiohttp's parser takes HTTP/0.9 and HTTP/2.0 request lines and would answer
-            # in kind. Answered as HTTP/1.1 (the message is rebuilt with that version, the
-            # only way to set the status line), then closed.
+            # in kind. Answered as HTTP/1.1 (the answer's status line is the request's
+            # version, cached by aiohttp: both are set), then closed.
             log.info("unsupported HTTP version", extra={"reason_id": "bad_http_version"})
-            request._message = request._message._replace(version=HttpVersion11,
-                                                          should_close=True)
+            request._version = HttpVersion11
+            request._cache.pop("version", None)
             request_handler = _refuse_version
         return await super()._handle_request(request, start_time, request_handler)
 
@@ -209,8 +209,10 @@ class _GuardedHandler(RequestHandler):
             resp.headers[hdrs.SERVER] = SERVER_TOKEN
             if continue_withheld(request):
                 # RFC 9110 §10.1.1: answered without asking for the body, which the client
-                # may send or not; the connection cannot carry another request.
+                # may send or not; the connection cannot carry another request, and is
+                # closed at once rather than after aiohttp's lingering read of a body.
                 resp.force_close()
+                self._lingering_time = 0.0
         return await super().finish_response(request, resp, start_time)
 
     def handle_error(self, request: BaseRequest, status: int = 500,
