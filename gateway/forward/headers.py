@@ -82,19 +82,49 @@ def connection_tokens(value: str) -> frozenset[str]:
     return frozenset(t for t in (p.strip().lower() for p in value.split(",")) if t)
 
 
+_KEEP, _DROP, _REFUSE = 0, 1, 2
+_MAX_NAMES = 4096  # names remembered per route policy; a flood of new ones is not cached
+
+
+class _Policy:
+    """One route's verdict on a header name: kept, dropped as the gateway's own (or
+    hop-by-hop), or refused as impersonating. Verdicts are remembered by the name as
+    received, so the usual request costs one dict lookup per header."""
+
+    __slots__ = ("allowed", "impersonating", "own", "verdicts")
+
+    def __init__(self, forward_authorization: bool, passed: tuple[str, ...]) -> None:
+        self.own = _REQUEST_DROP_KEEP_AUTH if forward_authorization else _REQUEST_DROP
+        self.allowed = frozenset(passed) - self.own
+        self.impersonating = IMPERSONATING - self.allowed
+        self.verdicts: dict[str, int] = {}
+
+    def verdict(self, name: str) -> int:
+        low = name.lower()
+        if low in self.own:
+            verdict = _DROP
+        elif low in self.impersonating or (
+                ("_" in low or low.startswith(IMPERSONATING_PREFIXES))
+                and low not in self.allowed):
+            verdict = _REFUSE
+        else:
+            verdict = _KEEP
+        if len(self.verdicts) < _MAX_NAMES:
+            self.verdicts[name] = verdict
+        return verdict
+
+
 @lru_cache(maxsize=64)
-def _policy(forward_authorization: bool, passed: tuple[str, ...]
-            ) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
-    """(always dropped, dropped as impersonating, passed by the route) for one route."""
-    own = _REQUEST_DROP_KEEP_AUTH if forward_authorization else _REQUEST_DROP
-    allowed = frozenset(passed) - own
-    return own, IMPERSONATING - allowed, allowed
+def _policy(forward_authorization: bool, passed: tuple[str, ...]) -> _Policy:
+    return _Policy(forward_authorization, passed)
 
 
-def _dropped(headers: CIMultiDictProxy[str], base: frozenset[str]) -> frozenset[str]:
+def _named_by_connection(headers: CIMultiDictProxy[str], own: frozenset[str]
+                         ) -> frozenset[str]:
+    """The fields a Connection header names, beyond those dropped anyway."""
     if "Connection" not in headers:
-        return base
-    return base | connection_tokens(",".join(headers.getall("Connection")))
+        return frozenset()
+    return connection_tokens(",".join(headers.getall("Connection"))) - own
 
 
 def request_fields(incoming: CIMultiDictProxy[str], method: str, body_length: int,
@@ -102,19 +132,19 @@ def request_fields(incoming: CIMultiDictProxy[str], method: str, body_length: in
                    request_id: str, forwarded_proto: str, client_address: str) -> bytes:
     """The header lines (each ending in CRLF, no blank line) to send the backend for a
     request that arrived with ``incoming`` headers and a body of ``body_length`` bytes."""
-    own, impersonating, allowed = _policy(route.forward_authorization, route.pass_headers)
-    drop = _dropped(incoming, own)
+    policy = _policy(route.forward_authorization, route.pass_headers)
+    verdicts, judge = policy.verdicts, policy.verdict
+    named = _named_by_connection(incoming, policy.own)
     head = []
     refused = 0
     for name, value in incoming.items():
-        low = name.lower()
-        if low in drop:
-            continue
-        if low in impersonating or (("_" in low or low.startswith(IMPERSONATING_PREFIXES))
-                                    and low not in allowed):
+        verdict = verdicts.get(name)
+        if verdict is None:
+            verdict = judge(name)
+        if verdict == _KEEP and not (named and name.lower() in named):
+            head.append(f"{name}: {value}\r\n")
+        elif verdict == _REFUSE:
             refused += 1
-            continue
-        head.append(f"{name}: {value}\r\n")
     if refused:
         log.info("request headers dropped", extra={"reason_id": "untrusted_headers",
                                                    "count": refused, "request_id": request_id})
