@@ -60,7 +60,8 @@ def wsgi_backend() -> Iterator[tuple[str, list[dict[str, str]]]]:
         return [b'{"ok":true}']
 
     server: WSGIServer = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}", seen
