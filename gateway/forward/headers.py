@@ -119,12 +119,10 @@ def _policy(forward_authorization: bool, passed: tuple[str, ...]) -> _Policy:
     return _Policy(forward_authorization, passed)
 
 
-def _named_by_connection(headers: CIMultiDictProxy[str], own: frozenset[str]
-                         ) -> frozenset[str]:
+@lru_cache(maxsize=256)
+def _named_beyond(connection: str, own: frozenset[str]) -> frozenset[str]:
     """The fields a Connection header names, beyond those dropped anyway."""
-    if "Connection" not in headers:
-        return frozenset()
-    return connection_tokens(",".join(headers.getall("Connection"))) - own
+    return connection_tokens(connection) - own
 
 
 def request_fields(incoming: CIMultiDictProxy[str], method: str, body_length: int,
@@ -134,7 +132,8 @@ def request_fields(incoming: CIMultiDictProxy[str], method: str, body_length: in
     request that arrived with ``incoming`` headers and a body of ``body_length`` bytes."""
     policy = _policy(route.forward_authorization, route.pass_headers)
     verdicts, judge = policy.verdicts, policy.verdict
-    named = _named_by_connection(incoming, policy.own)
+    named = (_named_beyond(",".join(incoming.getall("Connection")), policy.own)
+             if "Connection" in incoming else None)
     head = []
     refused = 0
     for name, value in incoming.items():

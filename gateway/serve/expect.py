@@ -45,4 +45,6 @@ async def defer_continue(request: web.Request) -> None:
 
 def continue_withheld(request: BaseRequest) -> bool:
     """Whether the caller still waits for 100 Continue and its body was never asked for."""
-    return keys.CONTINUE in request and not request.content.is_eof()
+    # The header first: a C lookup, where the request's own mapping raises KeyError inside.
+    return (hdrs.EXPECT in request.headers and keys.CONTINUE in request
+            and not request.content.is_eof())

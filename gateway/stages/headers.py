@@ -45,9 +45,10 @@ async def read_body(request: web.Request, max_bytes: int, *, gzip: bool) -> tupl
         return b"", b""
     # RFC 9110 §10.1.1: a client that sent Expect: 100-continue waits for this before the
     # body. Sent here, after the token, the client's limits and the headers passed.
-    send_continue = request.pop(keys.CONTINUE, None)
-    if send_continue is not None:
-        await send_continue()
+    if hdrs.EXPECT in request.headers:  # the usual request has none: one C lookup
+        send_continue = request.pop(keys.CONTINUE, None)
+        if send_continue is not None:
+            await send_continue()
     if request.content_length is not None:
         raw = await request.read()  # the declared length was checked already
     else:
