@@ -69,7 +69,9 @@ class Fixtures:
                        # A pid file per process (bench/fleet.py runs one file twice).
                        "pid_file": "${GATEWAY_PID_FILE:-var/gateway-" + str(workers) + ".pid}",
                        "tls": {"cert_file": str(self.cert), "key_file": str(self.key)},
-                       "admin": {"host": "127.0.0.1", "port": 0}},
+                       "admin": {"host": "127.0.0.1", "port": 0},
+                       # wrk's connections all come from 127.0.0.1 (up to --connections 1000)
+                       "max_connections_per_address": 4096},
             "tokens": {"issuer": ISSUER, "audience": AUDIENCE, "algorithm": "ES256",
                        "keys": [{"kid": "bench-1", "private_key_file": str(self.es256_key)}]},
             "clients": [{"client_id": CLIENT_ID, "secret_hash": hash_secret(self.client_secret),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from gateway.state.mirror import SharedState
 
 __all__ = [
+    "CONTINUE",
     "METRICS",
     "RUNTIME",
     "SETTINGS",
@@ -42,5 +44,8 @@ TLS_CONTEXT: web.AppKey[ssl.SSLContext] = web.AppKey("TLS_CONTEXT")
 # What the access log reports of a request, filled in as it travels (accesslog.Trace).
 TRACE: web.RequestKey[Trace] = web.RequestKey("TRACE")
 VERIFIED_TOKEN: web.RequestKey[VerifiedToken] = web.RequestKey("VERIFIED_TOKEN")
+# Present while a request's "Expect: 100-continue" is unanswered: whoever reads the body
+# first pops and awaits it, so the interim answer follows the checks that need no body.
+CONTINUE: web.RequestKey[Callable[[], Awaitable[None]]] = web.RequestKey("CONTINUE")
 # The backend's own status, before success_status mapping (the access log's upstream_status).
 UPSTREAM_STATUS: web.ResponseKey[int] = web.ResponseKey("UPSTREAM_STATUS")

@@ -25,7 +25,8 @@ DEFAULT_PID_FILE = "var/gateway.pid"
 
 def read_server(r: Reader, value: Any, path: str) -> ServerSettings:
     m = r.mapping(value, path, ("host", "port", "workers", "tls", "http_port",
-                                "trusted_proxies", "max_body_bytes", "admin", "pid_file"))
+                                "trusted_proxies", "max_body_bytes", "admin", "pid_file",
+                                "max_connections_per_address"))
     tls = r.mapping(m.get("tls"), f"{path}.tls", ("cert_file", "key_file", "min_version",
                                                    "client_ca_file"))
     admin = r.mapping(m.get("admin"), f"{path}.admin", ("host", "port"))
@@ -65,6 +66,9 @@ def read_server(r: Reader, value: Any, path: str) -> ServerSettings:
                            minimum=0, maximum=65535),
         ),
         pid_file=pid_file(r, m.get("pid_file"), f"{path}.pid_file"),
+        max_connections_per_address=r.integer(
+            m.get("max_connections_per_address"), f"{path}.max_connections_per_address",
+            default=256, minimum=1, maximum=1 << 20),
     )
 
 def pid_file(r: Reader, value: Any, path: str) -> Path:

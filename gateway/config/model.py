@@ -71,6 +71,7 @@ class ServerSettings:
     # Locked while a gateway runs: a second one with the same file refuses to start, and
     # `gateway reload` / `gateway stop` find the running one through it.
     pid_file: Path = Path("var/gateway.pid")
+    max_connections_per_address: int = 256
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,6 +162,9 @@ class RouteSettings:
     signature: SignatureSettings | None = None
     delivery: Delivery = "direct"
     spool_after_seconds: float = 2.0  # fallback: the backend's time before the push is spooled
+
+    # Lower-case names forwarded although they could impersonate the gateway (forward/headers.py).
+    pass_headers: tuple[str, ...] = ()
 
     @property
     def spools(self) -> bool:

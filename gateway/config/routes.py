@@ -5,6 +5,7 @@ signature, timeouts and delivery mode of each protected route (docs/configuratio
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from gateway.config.model import (
@@ -28,7 +29,7 @@ def read_route(r: Reader, value: Any, path: str) -> RouteSettings:
     m = r.mapping(value, path, ("path", "methods", "upstream", "scope", "content_type", "auth",
                                 "payload", "payload_mode", "timeout_seconds",
                                 "forward_authorization", "identity_headers", "success_status",
-                                "signature", "delivery", "spool_after_seconds"))
+                                "signature", "delivery", "spool_after_seconds", "pass_headers"))
     route_path = r.string(m.get("path"), f"{path}.path")
     if route_path and not route_path.startswith("/"):
         r.fail(f"{path}.path", "must start with /")
@@ -94,6 +95,7 @@ def read_route(r: Reader, value: Any, path: str) -> RouteSettings:
         signature=signature,
         delivery=delivery,  # type: ignore[arg-type]
         spool_after_seconds=spool_after,
+        pass_headers=_pass_headers(r, m.get("pass_headers"), f"{path}.pass_headers"),
     )
 
 
@@ -148,3 +150,27 @@ def _schema_problem(document: Any) -> str | None:
     except (jsonschema_rs.ValidationError, ValueError) as exc:
         return str(exc).splitlines()[0][:200]
     return None
+
+
+# RFC 9110 §5.1: field-name = token.
+_FIELD_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Set or removed by the gateway whatever a route says (docs/security.md).
+_GATEWAY_FIELDS = frozenset({
+    "host", "content-length", "content-encoding", "transfer-encoding", "connection",
+    "keep-alive", "te", "trailer", "upgrade", "proxy-connection", "proxy-authenticate",
+    "proxy-authorization", "expect", "forwarded", "x-forwarded-for", "x-forwarded-proto",
+    "x-forwarded-host", "x-request-id", "x-gateway-client-id", "x-gateway-scope",
+    "authorization",
+})
+
+
+def _pass_headers(r: Reader, value: Any, path: str) -> tuple[str, ...]:
+    names = r.string_list(value, path)
+    for i, name in enumerate(names):
+        if not _FIELD_NAME.fullmatch(name):
+            r.fail(f"{path}[{i}]", "must be a header field name")
+        elif name.lower() == "authorization":
+            r.fail(f"{path}[{i}]", "use forward_authorization: true instead")
+        elif name.lower() in _GATEWAY_FIELDS:
+            r.fail(f"{path}[{i}]", "is set or removed by the gateway itself")
+    return tuple(dict.fromkeys(name.lower() for name in names))

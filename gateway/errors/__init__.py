@@ -13,7 +13,8 @@ RFC 6749 §5.2 and RFC 6750 §3 require. Nothing else in the gateway writes an e
         NotFoundError, MethodNotAllowedError, UnsupportedMediaTypeError,
         PayloadTooLargeError, InvalidPayloadError, ForbiddenError, RateLimitedError,
         ServiceUnavailableError, BadGatewayError, GatewayTimeoutError, InternalError,
-        RequestTimeoutError, UriTooLongError, RequestHeaderFieldsTooLargeError
+        RequestTimeoutError, UriTooLongError, RequestHeaderFieldsTooLargeError,
+        HttpVersionNotSupportedError
 
 Modules: ``base`` (``GatewayError``), ``oauth`` (the RFC 6749 and RFC 6750 codes), ``http``
 (the short codes), ``render`` (the single renderer).
@@ -24,6 +25,7 @@ from gateway.errors.http import (
     BadGatewayError,
     ForbiddenError,
     GatewayTimeoutError,
+    HttpVersionNotSupportedError,
     InternalError,
     InvalidPayloadError,
     MethodNotAllowedError,
@@ -56,6 +58,7 @@ __all__ = [
     "ForbiddenError",
     "GatewayError",
     "GatewayTimeoutError",
+    "HttpVersionNotSupportedError",
     "InsecureTransportError",
     "InsufficientScopeError",
     "InternalError",

@@ -9,6 +9,7 @@ __all__ = [
     "BadGatewayError",
     "ForbiddenError",
     "GatewayTimeoutError",
+    "HttpVersionNotSupportedError",
     "InternalError",
     "InvalidPayloadError",
     "MethodNotAllowedError",
@@ -78,6 +79,14 @@ class UriTooLongError(GatewayError):
     error = "invalid_request"
     status_code = 414
     description = "The request target is too long."
+
+
+class HttpVersionNotSupportedError(GatewayError):
+    """RFC 9110 §15.6.6: 505, for a request line of a version other than HTTP/1.0 or 1.1."""
+
+    error = "invalid_request"
+    status_code = 505
+    description = "Only HTTP/1.1 and HTTP/1.0 are served."
 
 
 class InvalidPayloadError(GatewayError):

@@ -9,7 +9,9 @@ Two forms of ``Authorization: Basic`` are accepted (docs/adobe.md):
 
 The opaque table is consulted first: it is a dict lookup, and a 256-bit credential cannot
 collide with anyone's RFC-form value. Successful slow checks are cached for a few minutes
-under an HMAC of the credential, because IRIS fetches tokens again and again.
+under an HMAC of the credential, because IRIS fetches tokens again and again. The slow
+checks themselves (scrypt) run in the bounded thread pool of ``hashing.py``, never on the
+event loop.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from cachetools import TTLCache
 
 from gateway.config import ClientSettings
 from gateway.config.hashes import PasswordHash
-from gateway.errors import InvalidClientError, InvalidRequestError
+from gateway.errors import GatewayError, InvalidClientError, InvalidRequestError
+from gateway.oauth.hashing import HashPool, hash_pool
 
 __all__ = ["BasicCredentials", "ClientRegistry", "parse_basic"]
 
@@ -89,9 +92,11 @@ def _decode_pair(credential: str) -> tuple[str, str] | None:
 class ClientRegistry:
     """The configured clients, indexed for both Basic forms and ``client_secret_post``."""
 
-    def __init__(self, clients: Iterable[ClientSettings], *, realm: str = "gateway") -> None:
+    def __init__(self, clients: Iterable[ClientSettings], *, realm: str = "gateway",
+                 pool: HashPool | None = None) -> None:
         self._clients = {c.client_id: c for c in clients}
         self._realm = realm
+        self._pool = pool if pool is not None else hash_pool()
         self._by_credential = {
             h.digest: c for c in self._clients.values() for h in c.credential_hashes
         }
@@ -129,7 +134,18 @@ class ClientRegistry:
     def clients(self) -> tuple[ClientSettings, ...]:
         return tuple(self._clients.values())
 
-    def authenticate_basic(self, authorization_value: str) -> ClientSettings:
+    def find_opaque(self, authorization_value: str) -> ClientSettings | None:
+        """The client whose opaque credential this ``Authorization`` value carries, or None
+        for anything else; one SHA-256, never raises. Such a credential is 256 random bits
+        (docs/security.md): it cannot be guessed, so the token endpoint accepts it even from
+        an address that failed too often."""
+        try:
+            parsed = parse_basic(authorization_value)
+        except GatewayError:
+            return None
+        return self._by_credential.get(hashlib.sha256(parsed.credential.encode("utf-8")).digest())
+
+    async def authenticate_basic(self, authorization_value: str) -> ClientSettings:
         """The client an ``Authorization: Basic`` value proves; raises InvalidClientError."""
         try:
             parsed = parse_basic(authorization_value)
@@ -143,19 +159,19 @@ class ClientRegistry:
         if parsed.pair is None:
             logger.info("client authentication failed", extra={"reason_id": "unknown_credential"})
             raise self._failure()
-        return self._check_secret(parsed.pair[0], parsed.pair[1], "basic")
+        return await self._check_secret(parsed.pair[0], parsed.pair[1], "basic")
 
-    def authenticate_post(self, client_id: str, client_secret: str) -> ClientSettings:
+    async def authenticate_post(self, client_id: str, client_secret: str) -> ClientSettings:
         """RFC 6749 §2.3.1 ``client_secret_post``, for clients that enable it."""
         client = self._clients.get(client_id)
         if client is not None and not client.client_secret_post:
-            self._dummy.verify(client_secret)
+            await self._pool.verify((self._dummy,), client_secret)
             logger.info("client authentication failed",
                         extra={"reason_id": "post_not_enabled", "client_id": client_id})
             raise self._failure()
-        return self._check_secret(client_id, client_secret, "post")
+        return await self._check_secret(client_id, client_secret, "post")
 
-    def _check_secret(self, client_id: str, secret: str, method: str) -> ClientSettings:
+    async def _check_secret(self, client_id: str, secret: str, method: str) -> ClientSettings:
         key = hmac.new(
             self._cache_key, f"{method}\0{client_id}\0{secret}".encode(), hashlib.sha256
         ).digest()
@@ -164,14 +180,10 @@ class ClientRegistry:
             return cached
         client = self._clients.get(client_id)
         if client is None or not client.secret_hashes:
-            self._dummy.verify(secret)
+            await self._pool.verify((self._dummy,), secret)
             logger.info("client authentication failed", extra={"reason_id": "unknown_client"})
             raise self._failure()
-        # Every hash is checked (no early exit): several exist only while a secret rotates.
-        ok = False
-        for stored in client.secret_hashes:
-            ok |= stored.verify(secret)
-        if not ok:
+        if not await self._pool.verify(client.secret_hashes, secret):
             logger.info("client authentication failed",
                         extra={"reason_id": "wrong_secret", "client_id": client_id})
             raise self._failure()

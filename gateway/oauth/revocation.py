@@ -2,9 +2,10 @@
 docs/architecture.md.
 
 Both authenticate the client exactly as the token endpoint does (same limiter, media type,
-form parser and client authentication: ``token_endpoint.py``). A revoked token's ``jti``
-goes to the shared state until the token would have expired (``exp`` plus the leeway the
-verifier allows), so every worker refuses it within a second (``shared.py``).
+form parser and client authentication: ``token_endpoint.authenticate_request``). A revoked
+token's ``jti`` goes to the shared state until the token would have expired (``exp`` plus
+the leeway the verifier allows), so every worker refuses it within a second
+(``shared.py``).
 
 Who may see or revoke what: a client its own tokens; a client with the ``introspect`` scope
 may introspect any token, one with the ``revoke`` scope revoke any (an operator's client).
@@ -20,12 +21,7 @@ from aiohttp import web
 
 from gateway.errors import NO_STORE_HEADERS, InvalidGrantError, InvalidRequestError
 from gateway.keys import METRICS, RUNTIME, SHARED_STATE
-from gateway.oauth.token_endpoint import (
-    authenticate_client,
-    caller_address,
-    json_answer,
-    read_form,
-)
+from gateway.oauth.token_endpoint import authenticate_request, json_answer
 
 if TYPE_CHECKING:
     from gateway.config import ClientSettings
@@ -54,12 +50,10 @@ def _token_parameter(form: dict[str, str]) -> str:
 
 async def _client_and_token(request: web.Request) -> tuple[
         Runtime, ClientSettings, tuple[VerifiedToken, dict[str, Any]] | None]:
-    """What both endpoints do first, as the token endpoint does: the failed-authentication
-    limit of the address, the form, the client; then the ``token`` looked up."""
+    """What both endpoints do first, as the token endpoint does: the client and the form
+    (under the failed-authentication limit of the address); then the ``token`` looked up."""
     runtime = request.app[RUNTIME].current
-    runtime.guard.check(caller_address(request, runtime))
-    form = await read_form(request)
-    client = await authenticate_client(request, runtime, form)
+    client, form = await authenticate_request(request, runtime)
     return runtime, client, runtime.verifier.introspect(_token_parameter(form))
 
 

@@ -1,11 +1,15 @@
 """``POST /oauth2/token``: the client-credentials grant (RFC 6749 §4.4, §5.1, §5.2;
 docs/architecture.md).
 
-The order of the checks: the failed-authentication limit of the peer address (before any
-credential is looked at), the media type, the bounded body and its strict form parsing,
-``grant_type``, then client authentication (one method only), then ``scope``. Every refusal
-is a ``gateway.errors`` exception that the app's single renderer answers. The parsers are
-pure functions, so they can be property-tested.
+The order of the checks (``authenticate_request``, shared with revocation and
+introspection): an opaque credential in ``Authorization: Basic`` is found by its digest and
+needs nothing else; any other credential is one *attempt* under the failed-authentication
+limit of the caller's address (refused ``429`` before any credential is looked at, attempts
+in flight counted), then the media type, then the Basic credential (a slow hash, off the
+loop); only then is the body asked for (``100 Continue``) and read, bounded and strictly
+parsed; ``client_secret_post`` credentials come from it. Then ``grant_type`` and ``scope``.
+Every refusal is a ``gateway.errors`` exception that the app's single renderer answers. The
+parsers are pure functions, so they can be property-tested.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from gateway.errors import (
     PayloadTooLargeError,
     UnsupportedGrantTypeError,
 )
-from gateway.keys import METRICS, RUNTIME, TRACE
+from gateway.keys import CONTINUE, METRICS, RUNTIME, TRACE
 from gateway.mediatype import accepts_gzip, charset_is_utf8, parse_media_type
 from gateway.oauth.clients import parse_basic
 from gateway.peer import client_address
@@ -33,7 +37,7 @@ from gateway.peer import client_address
 if TYPE_CHECKING:
     from gateway.serve.runtime import Runtime
 
-__all__ = ["MAX_BODY_BYTES", "authenticate_client", "json_answer", "parse_basic",
+__all__ = ["MAX_BODY_BYTES", "authenticate_request", "json_answer", "parse_basic",
            "parse_form", "read_form", "token_endpoint"]
 
 MAX_BODY_BYTES = 4096
@@ -81,6 +85,12 @@ async def _read_body(request: web.Request) -> bytes:
     # read no more than the bound for chunked bodies.
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise PayloadTooLargeError()
+    # RFC 9110 §10.1.1: a client that sent Expect: 100-continue waits for this before the
+    # body; every check that needs no body has passed by now.
+    if hdrs.EXPECT in request.headers:  # the usual request has none: one C lookup
+        send_continue = request.pop(CONTINUE, None)
+        if send_continue is not None:
+            await send_continue()
     body = bytearray()
     while chunk := await request.content.read(MAX_BODY_BYTES + 1 - len(body)):
         body += chunk
@@ -105,38 +115,48 @@ async def read_form(request: web.Request) -> dict[str, str]:
     return parse_form(await _read_body(request))
 
 
-async def authenticate_client(request: web.Request, runtime: Runtime,
-                              form: dict[str, str]) -> ClientSettings:
-    """RFC 6749 §2.3: the one client authentication of a token, revocation (RFC 7009 §2.1)
-    or introspection (RFC 7662 §2.1) request; a failure counts against the address."""
+async def authenticate_request(request: web.Request, runtime: Runtime
+                               ) -> tuple[ClientSettings, dict[str, str]]:
+    """RFC 6749 §2.3: the client and the form of a token, revocation (RFC 7009 §2.1) or
+    introspection (RFC 7662 §2.1) request, authenticated by exactly one method."""
     registry = runtime.registry
     authorization = request.headers.getall(hdrs.AUTHORIZATION, [])
     if len(authorization) > 1:
         raise InvalidRequestError("The Authorization header is repeated.")
-    # RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each
-    # request."
-    if authorization and "client_secret" in form:
-        raise InvalidRequestError("Use one client authentication method only.")
-    try:
-        if authorization:
-            client = registry.authenticate_basic(authorization[0])
-            if form.get("client_id", client.client_id) != client.client_id:
-                raise InvalidRequestError("client_id does not match the credentials.")
-        elif "client_id" in form and "client_secret" in form:
+    if not authorization:
+        # client_secret_post: the credentials are in the body, so the attempt spans its read.
+        async with runtime.guard.attempt(caller_address(request, runtime)):
+            form = await read_form(request)
+            if "client_id" not in form or "client_secret" not in form:
+                raise InvalidClientError(realm=registry.realm)
             try:
-                client = registry.authenticate_post(form["client_id"], form["client_secret"])
+                client = await registry.authenticate_post(form["client_id"],
+                                                          form["client_secret"])
             except InvalidClientError:
+                # The same words whether the client exists or not: says how, not who.
                 raise InvalidClientError(_body_refusal(registry.clients),
                                          realm=registry.realm) from None
-        else:
-            raise InvalidClientError(realm=registry.realm)
-    except InvalidClientError:
-        await runtime.guard.record_failure(caller_address(request, runtime))
-        raise
+    else:
+        # SECURITY: an opaque credential is 256 random bits found by its digest: nobody
+        # guesses it, so an address's failures do not stop it, and someone who shares
+        # IRIS's address cannot lock IRIS out by failing on purpose (docs/security.md).
+        found = registry.find_opaque(authorization[0])
+        if found is None:
+            async with runtime.guard.attempt(caller_address(request, runtime)):
+                _check_media_type(request.headers.get(hdrs.CONTENT_TYPE))
+                found = await registry.authenticate_basic(authorization[0])
+        client = found
+        form = await read_form(request)
+        # RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in
+        # each request."
+        if "client_secret" in form:
+            raise InvalidRequestError("Use one client authentication method only.")
+        if form.get("client_id", client.client_id) != client.client_id:
+            raise InvalidRequestError("client_id does not match the credentials.")
     trace = request.get(TRACE)
     if trace is not None:  # absent only in unit tests that mount the endpoint alone
         trace.client_id = client.client_id
-    return client
+    return client, form
 
 
 def _body_refusal(clients: tuple[ClientSettings, ...]) -> str:
@@ -178,15 +198,12 @@ def json_answer(request: web.Request, document: dict[str, Any]) -> web.Response:
 async def token_endpoint(request: web.Request) -> web.Response:
     """RFC 6749 §4.4.2 Access Token Request → §5.1 Successful Response."""
     runtime = request.app[RUNTIME].current
-    # SECURITY: checked before the credentials, so a blocked address learns nothing.
-    runtime.guard.check(caller_address(request, runtime))
-    form = await read_form(request)
+    client, form = await authenticate_request(request, runtime)
     grant_type = form.get("grant_type")
     if grant_type is None:
         raise InvalidRequestError("grant_type is required.")
     if grant_type != "client_credentials":
         raise UnsupportedGrantTypeError()
-    client = await authenticate_client(request, runtime, form)
     scopes = _granted_scopes(client, form.get("scope"))
     token, expires_in = runtime.issuer.mint(client, scopes)
     request.app[METRICS].count("gateway_tokens_issued_total", client.client_id)

@@ -5,7 +5,10 @@ request the listener parsed (refusals included). The line holds: time, request i
 id, method, path, status, upstream status, duration in ms, bytes in and out, user agent;
 JSON built by one ``msgspec.json.encode`` call (``logging.format: json``), or one text line.
 Never a header value other than the User-Agent, never the query string (RFC 6750 §2.3
-allows a token there): no token, credential or secret can reach this log.
+allows a token there): no token, credential or secret can reach this log. The path and the
+User-Agent are the caller's: every non-printing character in them (a decoded ``%0A``, CR,
+an ANSI escape, a bidi override) is written as an escape (``escape_controls``), so no
+caller can end a line early, forge one or repaint a terminal, in either format.
 
 ``LineWriter`` batches lines and writes whole lines with ``os.write``, at most ``PIPE_BUF``
 bytes at a time, so that workers sharing one stdout pipe never interleave inside a line;
@@ -30,7 +33,8 @@ from gateway import keys
 from gateway.observe.metrics import Metrics
 from gateway.observe.trace import TraceContext
 
-__all__ = ["LineWriter", "Trace", "access_logger_class", "iso_time", "stdout_writer"]
+__all__ = ["LineWriter", "Trace", "access_logger_class", "escape_controls", "iso_time",
+           "stdout_writer"]
 
 _FLUSH_DELAY = 0.05
 _FLUSH_BYTES = 16384
@@ -38,6 +42,26 @@ _PIPE_BUF = getattr(select, "PIPE_BUF", 512)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _MAX_FIELD = 256
 _encode = msgspec.json.Encoder().encode
+
+
+def _escape(char: str) -> str:
+    if char == "\\":
+        return "\\\\"
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else (
+        f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with each non-printing character (``str.isprintable``: C0 and C1 controls,
+    DEL, line and paragraph separators, format characters, lone surrogates) written as
+    ``\\xNN``, ``\\uNNNN`` or ``\\UNNNNNNNN``, and ``\\`` as ``\\\\``, so an escape
+    in a log line always means the gateway wrote it."""
+    if text.isprintable() and "\\" not in text:
+        return text  # the common case: one C-level scan, no copy
+    return "".join(map(_escape, text))
 
 
 class LineWriter:
@@ -165,11 +189,12 @@ def access_logger_class(metrics: Metrics, writer: LineWriter, *, json: bool,
                 trace.request_id if trace is not None else None,
                 trace.context.trace_id if trace is not None else None,
                 trace.client_id if trace is not None else None,
-                method, path[:_MAX_FIELD], status,
+                method, escape_controls(path[:_MAX_FIELD]), status,
                 trace.upstream_status if trace is not None else None,
                 round(time * 1000, 3), request.content_length or 0,
                 response.body_length, request.headers.get("User-Agent", "")[:_MAX_FIELD], _PID)
             if json:
+                line.user_agent = escape_controls(line.user_agent)
                 writer.write(_encode(line) + b"\n")
             else:
                 writer.write((

@@ -4,7 +4,9 @@ Application records go through the same ``LineWriter`` as the access log
 (``accesslog.py``), so both share one format, one stream and one order. Records carry a
 stable ``reason_id``. Callers log identifiers (client id, request id), never tokens,
 credentials or secrets; as a second line of defence anything shaped like a JWT or an
-``Authorization`` value is masked before a record is written.
+``Authorization`` value is masked before a record is written. Every text field has its
+non-printing characters escaped (``accesslog.escape_controls``; extras in the text format
+are ``repr``-ed, which escapes them too), so no record can break into a second line.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import re
 from typing import Any
 
 from gateway.config import LoggingSettings
-from gateway.observe.accesslog import LineWriter, iso_time, stdout_writer
+from gateway.observe.accesslog import LineWriter, escape_controls, iso_time, stdout_writer
 
 __all__ = ["JsonFormatter", "configure_logging", "redact"]
 
@@ -39,11 +41,11 @@ class JsonFormatter(logging.Formatter):
             "time": iso_time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": escape_controls(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD:
-                entry[key] = value
+                entry[key] = escape_controls(value) if isinstance(value, str) else value
         if record.exc_info and record.exc_info[0] is not None:
             entry["error_type"] = record.exc_info[0].__name__
         return redact(json.dumps(entry, default=str, separators=(",", ":")))
@@ -53,7 +55,7 @@ class _TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extra = " ".join(f"{k}={v!r}" for k, v in record.__dict__.items() if k not in _STANDARD)
         line = f"{iso_time(record.created)} {record.levelname.lower()} {record.name} " \
-               f"{record.getMessage()}" + (f" {extra}" if extra else "")
+               f"{escape_controls(record.getMessage())}" + (f" {extra}" if extra else "")
         if record.exc_info and record.exc_info[0] is not None:
             line += f" error_type={record.exc_info[0].__name__}"
         return redact(line)

@@ -43,6 +43,7 @@ from gateway.errors import (
 from gateway.observe.accesslog import Trace
 from gateway.observe.metrics import Metrics
 from gateway.observe.trace import trace_context
+from gateway.serve.expect import defer_continue
 from gateway.serve.oauth_routes import OAUTH_PATHS, setup_oauth
 from gateway.serve.runtime import Runtime, RuntimeSlot
 from gateway.serve.tls import server_context
@@ -180,7 +181,8 @@ def create_app(settings: Settings) -> web.Application:
     setup_oauth(app, settings)
     fixed = {resource.canonical: tuple(sorted({route.method for route in resource}))
              for resource in app.router.resources()}
-    app.router.add_route("*", "/{tail:.*}", _dispatcher(slot, fixed))
+    app.router.add_route("*", "/{tail:.*}", _dispatcher(slot, fixed),
+                         expect_handler=defer_continue)
     return app
 
 def spool_lifecycle(spool: Spool, slot: RuntimeSlot

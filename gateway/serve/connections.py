@@ -1,15 +1,29 @@
-"""The public listener's connection bounds: deadlines, and the cap on live connections with
-oldest-idle eviction (used by ``guards``)."""
+"""The public listener's connection bounds: deadlines, the cap on live connections and the
+cap per source address, both with oldest-idle eviction (used by ``guards``).
+
+A new connection past a cap first makes room by closing the oldest *idle* keep-alive
+connection (past the per-address cap: the oldest idle one of that same address), and is
+refused ``503`` only when none is idle. The per-address cap keeps one source from taking
+every slot; an IPv6 source counts by its /64 (``peer.address_key``), and a trusted proxy
+(``server.trusted_proxies``), which carries everyone's connections, is not capped by it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import resource
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["DEFAULT_LIMITS", "Connection", "ConnectionLimits", "Registry",
+from aiohttp import web
+
+from gateway.config.yamlpath import Network
+from gateway.peer import address_key, is_trusted_proxy
+
+__all__ = ["DEFAULT_LIMITS", "Connection", "ConnectionLimits", "GuardedTCPSite", "Registry",
            "default_max_connections"]
 
 log = logging.getLogger("gateway.guards")
@@ -38,10 +52,11 @@ class ConnectionLimits:
     body_seconds: float = 60.0
     handshake_seconds: float = 10.0
     max_connections: int = 4096
+    max_connections_per_address: int = 256  # server.max_connections_per_address
 
     def __post_init__(self) -> None:
         if min(self.header_seconds, self.body_seconds, self.handshake_seconds) <= 0 \
-                or self.max_connections < 1:
+                or self.max_connections < 1 or self.max_connections_per_address < 1:
             raise ValueError("connection limits must be positive")
 
 
@@ -49,23 +64,64 @@ DEFAULT_LIMITS = ConnectionLimits(max_connections=default_max_connections())
 
 
 class Registry:
-    """The live connections of one listener process, oldest first."""
+    """The live connections of one listener process, oldest first, and per source."""
 
-    def __init__(self, limits: ConnectionLimits) -> None:
+    def __init__(self, limits: ConnectionLimits, trusted: tuple[Network, ...] = ()) -> None:
         self.limits = limits
-        self.live: OrderedDict[Connection, None] = OrderedDict()
+        self.live: OrderedDict[Connection, str] = OrderedDict()
+        self._by_source: dict[str, OrderedDict[Connection, None]] = {}
+        self._trusted = trusted
 
-    def admit(self, handler: Connection) -> bool:
-        if len(self.live) >= self.limits.max_connections:
-            # Bounded: one pass over at most max_connections entries.
-            idle = next((h for h in self.live if h.is_idle()), None)
-            if idle is None:
-                return False
-            log.info("idle connection closed for a new one", extra={"reason_id": "evict_idle"})
-            idle.force_close()
-            self.live.pop(idle, None)
-        self.live[handler] = None
+    def admit(self, handler: Connection, address: str) -> bool:
+        source = "" if is_trusted_proxy(address, self._trusted) else address_key(address)
+        mine = self._by_source.get(source) if source else None
+        if (mine is not None and len(mine) >= self.limits.max_connections_per_address
+                and not self._evict_idle(mine, "max_connections_per_address")):
+            return False
+        if (len(self.live) >= self.limits.max_connections
+                and not self._evict_idle(self.live, "max_connections")):
+            return False
+        self.live[handler] = source
+        if source:
+            self._by_source.setdefault(source, OrderedDict())[handler] = None
+        return True
+
+    def _evict_idle(self, oldest_first: Iterable[Connection], cap: str) -> bool:
+        # Bounded: one pass over at most the cap's number of entries.
+        idle = next((h for h in oldest_first if h.is_idle()), None)
+        if idle is None:
+            return False
+        log.info("idle connection closed for a new one",
+                 extra={"reason_id": "evict_idle", "cap": cap})
+        idle.force_close()
+        self.release(idle)
         return True
 
     def release(self, handler: Connection) -> None:
-        self.live.pop(handler, None)
+        source = self.live.pop(handler, "")
+        mine = self._by_source.get(source)
+        if mine is not None:
+            mine.pop(handler, None)
+            if not mine:
+                del self._by_source[source]
+
+
+class GuardedTCPSite(web.TCPSite):
+    """``web.TCPSite`` with a bounded TLS handshake (the runner's ``handshake_seconds``)."""
+
+    __slots__ = ()
+
+    async def start(self) -> None:
+        # TCPSite.start without its create_server call, which cannot pass the timeout.
+        await web.BaseSite.start(self)
+        runner = self._runner
+        # A guards.GuardedAppRunner has its own limits; any other runner the defaults.
+        limits = getattr(runner, "limits", DEFAULT_LIMITS)
+        server = runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            server, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
+            reuse_address=self._reuse_address, reuse_port=self._reuse_port,
+            ssl_handshake_timeout=limits.handshake_seconds if self._ssl_context else None)
+        sockets = self._server.sockets
+        self._bound_port = sockets[0].getsockname()[1] if sockets else self._port

@@ -13,12 +13,17 @@ subclass that adds, per connection:
   ``body_seconds``, else the handler's read fails with ``408`` and the connection closes
   (nginx's ``client_body_timeout`` bounds the gap between reads; a total bound also stops a
   byte-every-few-seconds trickle);
-* a **connection cap** per process: past ``max_connections`` the oldest idle keep-alive
-  connection is closed to make room (nginx reuses idle connections the same way); with none
-  idle, the new connection gets ``503`` and is closed;
+* a **connection cap** per process, and one per source address (``connections.py``): past
+  either, the oldest idle keep-alive connection (of that address) is closed to make room
+  (nginx reuses idle connections the same way); with none idle, the new connection gets
+  ``503`` and is closed;
 * **parse errors** answered with the gateway's JSON error body (``400``, ``414``, ``431``) and
-logged
-  once at info with a ``reason_id`` and the exception type only: never the bytes received.
+  logged once at info with a ``reason_id`` and the exception type only: never the bytes
+  received;
+* **HTTP/1.0 and HTTP/1.1 only**: any other version on the request line (``HTTP/0.9``,
+  ``HTTP/2.0``) is ``505`` with the JSON body, written as HTTP/1.1, and the connection closes;
+* **no version disclosure**: every answer's ``Server`` is the fixed ``gateway``, never
+  aiohttp's ``Python/3.x aiohttp/3.x``.
 
 TLS handshakes happen before a protocol exists, so the cap does not see them;
 ``GuardedTCPSite`` bounds each to ``handshake_seconds`` (asyncio's default is 60 s), so
@@ -29,17 +34,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http import HttpVersion10, HttpVersion11
 from aiohttp.http_exceptions import LineTooLong
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from gateway import keys
 from gateway.errors import (
     GatewayError,
     GatewayTimeoutError,
+    HttpVersionNotSupportedError,
     InternalError,
     InvalidRequestError,
     RequestHeaderFieldsTooLargeError,
@@ -49,11 +59,18 @@ from gateway.errors import (
     error_body,
     render,
 )
-from gateway.serve.connections import DEFAULT_LIMITS, ConnectionLimits, Registry
+from gateway.serve.connections import DEFAULT_LIMITS, ConnectionLimits, GuardedTCPSite, Registry
+from gateway.serve.expect import continue_withheld
 
-__all__ = ["DEFAULT_LIMITS", "ConnectionLimits", "GuardedAppRunner", "GuardedTCPSite"]
+__all__ = ["DEFAULT_LIMITS", "SERVER_TOKEN", "ConnectionLimits", "GuardedAppRunner",
+           "GuardedTCPSite"]
 
 log = logging.getLogger("gateway.guards")
+
+# RFC 9110 §10.2.4: "An origin server MAY generate a Server header field"; a product name
+# without a version tells a scanner nothing it can match against a list of flaws.
+SERVER_TOKEN = "gateway"
+_HTTP_1 = (HttpVersion11, HttpVersion10)
 
 
 def _raw_answer(error: GatewayError) -> bytes:
@@ -78,7 +95,9 @@ class _GuardedHandler(RequestHandler):
 
     # -- the connection --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if not self._registry.admit(self):
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        if not self._registry.admit(self, address):
             log.warning("connection refused: too many connections",
                         extra={"reason_id": "max_connections"})
             transport.write(_raw_answer(ServiceUnavailableError()))  # type: ignore[attr-defined]
@@ -164,6 +183,21 @@ class _GuardedHandler(RequestHandler):
         self._cancel(head=True, body=True)
 
     # -- answers aiohttp writes itself -----------------------------------------------------
+    def _handle_request(
+            self, request: BaseRequest, start_time: float | None,
+            request_handler: Callable[[BaseRequest], Awaitable[web.StreamResponse]],
+    ) -> Coroutine[Any, Any, tuple[web.StreamResponse, bool]]:
+        # A plain function handing back aiohttp's coroutine: no frame of its own per request.
+        if request.version not in _HTTP_1:
+            # aiohttp's parser takes HTTP/0.9 and HTTP/2.0 request lines and would answer
+            # in kind. Answered as HTTP/1.1 (the answer's status line is the request's
+            # version, cached by aiohttp: both are set), then closed.
+            log.info("unsupported HTTP version", extra={"reason_id": "bad_http_version"})
+            request._version = HttpVersion11
+            request._cache.pop("version", None)
+            request_handler = _refuse_version
+        return super()._handle_request(request, start_time, request_handler)
+
     async def finish_response(self, request: BaseRequest, resp: web.StreamResponse,
                               start_time: float | None) -> tuple[web.StreamResponse, bool]:
         if isinstance(resp, web.HTTPException) and resp.status >= 400:
@@ -172,6 +206,14 @@ class _GuardedHandler(RequestHandler):
             status = resp.status
             resp = render(InvalidRequestError())
             resp.set_status(status)
+        if not resp.prepared:
+            resp.headers[hdrs.SERVER] = SERVER_TOKEN
+            if continue_withheld(request):
+                # RFC 9110 §10.1.1: answered without asking for the body, which the client
+                # may send or not; the connection cannot carry another request, and is
+                # closed at once rather than after aiohttp's lingering read of a body.
+                resp.force_close()
+                self._lingering_time = 0.0
         return await super().finish_response(request, resp, start_time)
 
     def handle_error(self, request: BaseRequest, status: int = 500,
@@ -203,6 +245,12 @@ class _GuardedHandler(RequestHandler):
         return response
 
 
+async def _refuse_version(request: BaseRequest) -> web.StreamResponse:
+    response = render(HttpVersionNotSupportedError())
+    response.force_close()
+    return response
+
+
 class _GuardedServer(web.Server):
     """aiohttp's low-level server, making guarded handlers."""
 
@@ -216,12 +264,19 @@ class _GuardedServer(web.Server):
 
 class GuardedAppRunner(web.AppRunner):
     """``web.AppRunner`` whose connections are guarded by ``limits`` (read when the runner
-    is made, so tests can shorten ``DEFAULT_LIMITS``)."""
+    is made, so tests can shorten ``DEFAULT_LIMITS``), with the per-address cap and the
+    trusted proxies of the app's settings."""
 
     def __init__(self, app: web.Application, *, limits: ConnectionLimits | None = None,
                  **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
-        self._limits = limits if limits is not None else DEFAULT_LIMITS
+        limits = limits if limits is not None else DEFAULT_LIMITS
+        settings = app.get(keys.SETTINGS)
+        self._trusted = settings.server.trusted_proxies if settings is not None else ()
+        if settings is not None:
+            limits = replace(limits, max_connections_per_address=(
+                settings.server.max_connections_per_address))
+        self._limits = limits
 
     @property
     def limits(self) -> ConnectionLimits:
@@ -232,24 +287,5 @@ class GuardedAppRunner(web.AppRunner):
         return _GuardedServer(
             plain.request_handler, request_factory=plain.request_factory,
             handler_cancellation=plain.handler_cancellation, loop=plain._loop,
-            registry=Registry(self._limits), **plain._kwargs)
+            registry=Registry(self._limits, self._trusted), **plain._kwargs)
 
-
-class GuardedTCPSite(web.TCPSite):
-    """``web.TCPSite`` with a bounded TLS handshake (the runner's ``handshake_seconds``)."""
-
-    __slots__ = ()
-
-    async def start(self) -> None:
-        # TCPSite.start without its create_server call, which cannot pass the timeout.
-        await web.BaseSite.start(self)
-        runner = self._runner
-        limits = runner.limits if isinstance(runner, GuardedAppRunner) else DEFAULT_LIMITS
-        server = runner.server
-        assert server is not None
-        self._server = await asyncio.get_running_loop().create_server(
-            server, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
-            reuse_address=self._reuse_address, reuse_port=self._reuse_port,
-            ssl_handshake_timeout=limits.handshake_seconds if self._ssl_context else None)
-        sockets = self._server.sockets
-        self._bound_port = sockets[0].getsockname()[1] if sockets else self._port

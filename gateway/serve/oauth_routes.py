@@ -21,6 +21,7 @@ from gateway.oauth.discovery import (
 from gateway.oauth.revocation import introspection_endpoint, revocation_endpoint
 from gateway.oauth.token_endpoint import token_endpoint
 from gateway.observe.metrics import Metrics
+from gateway.serve.expect import defer_continue
 from gateway.serve.runtime import Runtime, RuntimeSlot
 from gateway.state.mirror import SharedState
 from gateway.state.sqlite import MemoryState
@@ -49,8 +50,9 @@ def setup_oauth(app: web.Application, settings: Settings) -> None:
         app[RUNTIME] = RuntimeSlot(Runtime(settings, shared, metrics), metrics, OAUTH_PATHS)
     # Only POST is registered: other methods get 405 with Allow: POST (app.py answers it
     # from the router's own table).
-    app.router.add_post(TOKEN_PATH, token_endpoint)
-    app.router.add_post(REVOKE_PATH, revocation_endpoint)
-    app.router.add_post(RFC7662_PATH, introspection_endpoint)
-    app.router.add_get(JWKS_PATH, jwks)
-    app.router.add_get(METADATA_PATH, metadata)
+    # 100 Continue only once the credential has passed (serve/expect.py).
+    app.router.add_post(TOKEN_PATH, token_endpoint, expect_handler=defer_continue)
+    app.router.add_post(REVOKE_PATH, revocation_endpoint, expect_handler=defer_continue)
+    app.router.add_post(RFC7662_PATH, introspection_endpoint, expect_handler=defer_continue)
+    app.router.add_get(JWKS_PATH, jwks, expect_handler=defer_continue)
+    app.router.add_get(METADATA_PATH, metadata, expect_handler=defer_continue)

@@ -31,7 +31,7 @@ __all__ = ["apply_tls", "log_refusal", "merge_restart_only", "prepare_reload", "
 log = logging.getLogger("gateway.reload")
 
 _RESTART_ONLY = ("host", "port", "workers", "http_port", "trusted_proxies", "max_body_bytes",
-                 "admin", "pid_file")
+                 "admin", "pid_file", "max_connections_per_address")
 
 
 def merge_restart_only(running: Settings, new: Settings) -> tuple[Settings, list[str]]:

@@ -13,6 +13,7 @@ import zlib
 
 from aiohttp import hdrs, web
 
+from gateway import keys
 from gateway.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedMediaTypeError
 from gateway.mediatype import charset_is_utf8, parse_media_type
 
@@ -42,6 +43,12 @@ async def read_body(request: web.Request, max_bytes: int, *, gzip: bool) -> tupl
     """``(raw, body)``: the bytes as sent, and the same inflated when gzip-encoded."""
     if request.content_length is None and not request.body_exists:
         return b"", b""
+    # RFC 9110 §10.1.1: a client that sent Expect: 100-continue waits for this before the
+    # body. Sent here, after the token, the client's limits and the headers passed.
+    if hdrs.EXPECT in request.headers:  # the usual request has none: one C lookup
+        send_continue = request.pop(keys.CONTINUE, None)
+        if send_continue is not None:
+            await send_continue()
     if request.content_length is not None:
         raw = await request.read()  # the declared length was checked already
     else:

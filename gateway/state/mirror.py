@@ -15,10 +15,10 @@ cleared), failed authentications and rate limits count in this process only, a n
 revocation applies here at once and is written out when the backend returns (the caller
 gets ``503`` meanwhile, RFC 7009 §2.2.1). Reconnects back off up to ``_MAX_BACKOFF``.
 ``degraded`` goes to ``/readyz`` and ``/metrics``. ``FailedAuthGuard`` is the token
-endpoint's limiter (docs/architecture.md): the in-process window of ``ratelimit.FailedAuthLimiter``
-for
-an immediate answer, plus the shared counters so that all workers agree; only a failed
-authentication writes to the backend.
+endpoint's limiter (docs/architecture.md): the in-process window of
+``ratelimit.FailedAuthLimiter`` for an immediate answer, with this process's checks in
+flight, plus the shared counters so that all workers agree; only a failed authentication
+writes to the backend.
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 
-from gateway.errors import RateLimitedError, ServiceUnavailableError
+from gateway.errors import InvalidClientError, RateLimitedError, ServiceUnavailableError
 from gateway.observe.metrics import Metrics
+from gateway.peer import address_key
 from gateway.state.ratelimit import WINDOW_SECONDS, BucketLedger, FailedAuthLimiter
 from gateway.state.sqlite import BroadcastingState, StateBackend, StateError, StateEvent
 
@@ -233,22 +235,35 @@ class SharedState:
 
 
 class FailedAuthGuard:
-    """The failed-authentication limit, per source address, across workers."""
+    """The failed-authentication limit, per source address (an IPv6 address by its /64),
+    across workers; checks in flight count."""
 
     def __init__(self, per_minute: int, shared: SharedState) -> None:
         self._limit = per_minute
         self._local = FailedAuthLimiter(per_minute)
         self._shared = shared
 
-    def check(self, address: str | None) -> None:
-        """Raise RateLimitedError while ``address`` is blocked here or by another worker."""
-        self._local.check(address)
-        until = self._shared.blocked_until(address or "")
+    @contextlib.asynccontextmanager
+    async def attempt(self, address: str | None) -> AsyncIterator[None]:
+        """One credential check from ``address``. Raises RateLimitedError at once while the
+        address is blocked here or by another worker, or while its failures and its checks
+        in flight here reach the limit. An ``InvalidClientError`` raised inside counts as a
+        failure, here and in the shared state, before it propagates; anything else (a
+        malformed request, a success) leaves the count as it was."""
+        key = address_key(address or "")
+        until = self._shared.blocked_until(key)
         if until is not None:
             raise RateLimitedError(until - time.time())
-
-    async def record_failure(self, address: str | None) -> None:
-        self._local.record_failure(address)
-        # The local window still limits this worker when the shared file is unavailable.
-        with contextlib.suppress(StateError):
-            await self._shared.record_failure(address or "", self._limit)
+        self._local.begin(key)
+        try:
+            yield
+        except InvalidClientError:
+            self._local.end(key, failed=True)
+            # The local window still limits this worker when the shared file is unavailable.
+            with contextlib.suppress(StateError):
+                await self._shared.record_failure(key, self._limit)
+            raise
+        except BaseException:
+            self._local.end(key, failed=False)
+            raise
+        self._local.end(key, failed=False)

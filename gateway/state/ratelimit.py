@@ -3,9 +3,10 @@
 ``FailedAuthLimiter`` is the token endpoint's guard: past ``tokens.failed_auth_per_minute`` failed
 authentications from one source address within a 60-second window, every token request
 from that address is answered ``429`` with ``Retry-After`` (RFC 6585 §4) until the window
-ends. It is checked *before* the credentials, so a blocked guesser learns nothing more.
-Its interface is two methods, ``check`` and ``record_failure``, so a state shared between
-workers (SQLite, Redis; docs/deploy.md) can replace it without touching the token endpoint.
+ends. Checks still in flight count as failures until they end (``begin`` … ``end``), so N
+requests held back at once get at most the limit's worth of credential checks, not N. It
+is consulted *before* the credentials, so a blocked guesser learns nothing more.
+``state/mirror.py`` (``FailedAuthGuard``) adds the count that workers share.
 
 ``TokenBucket`` is the classic bucket (``requests_per_second`` refill, ``burst`` capacity)
 for optional per-client limits (docs/configuration.md ``clients[].rate_limit``). Built inside
@@ -64,12 +65,40 @@ class FailedAuthLimiter:
         self._windows: TTLCache[str, _Window] = TTLCache(max_addresses, WINDOW_SECONDS,
                                                          timer=clock)
 
+        # Credential checks begun and not yet ended, per address; an entry leaves at zero,
+        # so this holds at most one entry per request in flight.
+        self._in_flight: dict[str, int] = {}
+
     def check(self, address: str | None) -> None:
-        """Raise RateLimitedError if ``address`` has used up its failures for this window."""
-        window = self._windows.get(address or "")
-        if window is not None and window.count >= self._limit:
-            retry_after = window.start + WINDOW_SECONDS - self._clock()
+        """Raise RateLimitedError if ``address`` has used up its failures for this window,
+        counting its checks in flight as failures."""
+        key = address or ""
+        window = self._windows.get(key)
+        used = (window.count if window is not None else 0) + self._in_flight.get(key, 0)
+        if used >= self._limit:
+            # A window ends at a known time; checks in flight end within a request's
+            # deadlines, so a second is the honest hint.
+            retry_after = (window.start + WINDOW_SECONDS - self._clock()
+                           if window is not None and window.count >= self._limit else 1.0)
             raise RateLimitedError(retry_after)
+
+    def begin(self, address: str | None) -> None:
+        """Start one credential check of ``address``; raises RateLimitedError as ``check``.
+        Every ``begin`` that returns must be paired with one ``end``."""
+        self.check(address)
+        key = address or ""
+        self._in_flight[key] = self._in_flight.get(key, 0) + 1
+
+    def end(self, address: str | None, *, failed: bool) -> None:
+        """End a check begun with ``begin``; a failure counts in the window."""
+        key = address or ""
+        left = self._in_flight.get(key, 0) - 1
+        if left > 0:
+            self._in_flight[key] = left
+        else:
+            self._in_flight.pop(key, None)
+        if failed:
+            self.record_failure(key)
 
     def record_failure(self, address: str | None) -> None:
         key = address or ""

@@ -43,9 +43,9 @@ __all__ = [
 
 SEED_PAYLOAD = (VECTORS / "segment-payload.json").read_bytes()
 # Every status the public listener may answer with (417: RFC 9110 §10.1.1, an
-# Expect other than 100-continue).
+# Expect other than 100-continue; 505: a version other than HTTP/1.0 or 1.1).
 DOCUMENTED_STATUSES = frozenset({200, 400, 401, 403, 404, 405, 408, 413, 414, 415, 417, 429, 431,
-                                 502, 503, 504})
+                                 502, 503, 504, 505})
 ANSWER_SECONDS = 10.0  # no single exchange in this suite may take longer: never a hung test
 
 

@@ -31,19 +31,20 @@ def registry(clients: tuple[ClientSettings, ...]) -> ClientRegistry:
     return ClientRegistry.from_settings(clients, realm="partner")
 
 
-def test_rfc_form_with_encoded_secret(registry: ClientRegistry) -> None:
+async def test_rfc_form_with_encoded_secret(registry: ClientRegistry) -> None:
     # The secret holds ':', '+', '%' and a space: all form-urlencoded before base64.
-    assert registry.authenticate_basic(basic("aam", SECRET)).client_id == "aam"
+    assert (await registry.authenticate_basic(basic("aam", SECRET))).client_id == "aam"
 
 
 @pytest.mark.parametrize("scheme", ["Basic", "basic", "BASIC", "bAsIc"])
-def test_seed_opaque_credential_any_scheme_case(registry: ClientRegistry, scheme: str) -> None:
-    client = registry.authenticate_basic(f"{scheme} {SEED_CREDENTIAL}")
+async def test_seed_opaque_credential_any_scheme_case(registry: ClientRegistry,
+                                                      scheme: str) -> None:
+    client = await registry.authenticate_basic(f"{scheme} {SEED_CREDENTIAL}")
     assert client.client_id == "aam"
 
 
-def test_opaque_only_client(registry: ClientRegistry) -> None:
-    assert registry.authenticate_basic("Basic " + "x" * 43).client_id == "opaque-only"
+async def test_opaque_only_client(registry: ClientRegistry) -> None:
+    assert (await registry.authenticate_basic("Basic " + "x" * 43)).client_id == "opaque-only"
 
 
 @pytest.mark.parametrize("value", [
@@ -54,71 +55,71 @@ def test_opaque_only_client(registry: ClientRegistry) -> None:
     "Basic " + base64.b64encode(b"no-colon").decode(),
     "Bearer " + SEED_CREDENTIAL,            # another scheme: unsupported method
 ])
-def test_failures_are_one_generic_error(registry: ClientRegistry, value: str) -> None:
+async def test_failures_are_one_generic_error(registry: ClientRegistry, value: str) -> None:
     with pytest.raises(InvalidClientError) as caught:
-        registry.authenticate_basic(value)
+        await registry.authenticate_basic(value)
     assert caught.value.text == InvalidClientError.description
     assert caught.value.headers() == {"WWW-Authenticate": 'Basic realm="partner"'}
 
 
 @pytest.mark.parametrize("value", ["Basic", "Basic ", "Basic a b", "Basic \x00abc",
                                    "Basic " + "a" * 5000])
-def test_malformed_header_is_invalid_request(registry: ClientRegistry, value: str) -> None:
+async def test_malformed_header_is_invalid_request(registry: ClientRegistry, value: str) -> None:
     with pytest.raises(InvalidRequestError):
-        registry.authenticate_basic(value)
+        await registry.authenticate_basic(value)
 
 
-def test_at_most_one_slow_hash_per_attempt(registry: ClientRegistry) -> None:
+async def test_at_most_one_slow_hash_per_attempt(registry: ClientRegistry) -> None:
     with mock.patch.object(PasswordHash, "verify", autospec=True,
                            return_value=False) as verify:
         for value in (basic("aam", "wrong"), basic("nobody", "x")):
             with pytest.raises(InvalidClientError):
-                registry.authenticate_basic(value)
+                await registry.authenticate_basic(value)
             assert verify.call_count == 1
             verify.reset_mock()
         # The opaque form costs no slow hash at all.
-        registry.authenticate_basic(f"Basic {SEED_CREDENTIAL}")
+        await registry.authenticate_basic(f"Basic {SEED_CREDENTIAL}")
         assert verify.call_count == 0
 
 
-def test_unknown_client_still_runs_a_scrypt_check(registry: ClientRegistry) -> None:
+async def test_unknown_client_still_runs_a_scrypt_check(registry: ClientRegistry) -> None:
     with mock.patch.object(PasswordHash, "verify", autospec=True,
                            return_value=False) as verify, pytest.raises(InvalidClientError):
-        registry.authenticate_basic(basic("nobody", SECRET))
+        await registry.authenticate_basic(basic("nobody", SECRET))
     (stored, _), _ = verify.call_args
     assert stored.scheme == "scrypt"
 
 
-def test_success_is_cached_failures_are_not(registry: ClientRegistry) -> None:
+async def test_success_is_cached_failures_are_not(registry: ClientRegistry) -> None:
     value = basic("aam", SECRET)
-    registry.authenticate_basic(value)
+    await registry.authenticate_basic(value)
     with mock.patch.object(PasswordHash, "verify", autospec=True) as verify:
         for _ in range(3):
-            assert registry.authenticate_basic(value).client_id == "aam"
+            assert (await registry.authenticate_basic(value)).client_id == "aam"
         assert verify.call_count == 0
         verify.return_value = False
         with pytest.raises(InvalidClientError):
-            registry.authenticate_basic(basic("aam", SECRET + "x"))
+            await registry.authenticate_basic(basic("aam", SECRET + "x"))
         with pytest.raises(InvalidClientError):
-            registry.authenticate_basic(basic("aam", SECRET + "x"))
+            await registry.authenticate_basic(basic("aam", SECRET + "x"))
         assert verify.call_count == 2
 
 
-def test_rotated_secrets_both_work(secret_hash: PasswordHash,
+async def test_rotated_secrets_both_work(secret_hash: PasswordHash,
                                    other_secret_hash: PasswordHash) -> None:
     registry = ClientRegistry.from_settings([ClientSettings(
         client_id="r", secret_hashes=(secret_hash, other_secret_hash))])
-    assert registry.authenticate_basic(basic("r", SECRET)).client_id == "r"
-    assert registry.authenticate_basic(basic("r", OTHER_SECRET)).client_id == "r"
+    assert (await registry.authenticate_basic(basic("r", SECRET))).client_id == "r"
+    assert (await registry.authenticate_basic(basic("r", OTHER_SECRET))).client_id == "r"
 
 
-def test_client_secret_post(registry: ClientRegistry) -> None:
-    assert registry.authenticate_post("poster", SECRET).client_id == "poster"
+async def test_client_secret_post(registry: ClientRegistry) -> None:
+    assert (await registry.authenticate_post("poster", SECRET)).client_id == "poster"
     with pytest.raises(InvalidClientError):
-        registry.authenticate_post("poster", "wrong")
+        await registry.authenticate_post("poster", "wrong")
     # "aam" has not enabled client_secret_post: refused even with the right secret.
     with pytest.raises(InvalidClientError):
-        registry.authenticate_post("aam", SECRET)
+        await registry.authenticate_post("aam", SECRET)
 
 
 def test_get_and_membership(registry: ClientRegistry) -> None:
@@ -126,12 +127,13 @@ def test_get_and_membership(registry: ClientRegistry) -> None:
     assert "aam" in registry and "zzz" not in registry and len(registry) == 3
 
 
-def test_no_credential_in_logs(registry: ClientRegistry, caplog: pytest.LogCaptureFixture) -> None:
+async def test_no_credential_in_logs(registry: ClientRegistry,
+                                     caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     for value in (basic("aam", "wrong-secret-xyz"), "Basic " + SEED_CREDENTIAL[:-1]):
         with pytest.raises(InvalidClientError):
-            registry.authenticate_basic(value)
-    registry.authenticate_basic(basic("aam", SECRET))
+            await registry.authenticate_basic(value)
+    await registry.authenticate_basic(basic("aam", SECRET))
     text = caplog.text + " ".join(str(r.__dict__) for r in caplog.records)
     assert "wrong-secret-xyz" not in text and SEED_CREDENTIAL[:-1] not in text
     assert SECRET not in text and basic("aam", SECRET).split()[1] not in text

@@ -87,3 +87,23 @@ def test_token_bucket_burst_then_refill() -> None:
     assert bucket.take("c") is None
     clock.now += 100  # refill is capped at the burst
     assert [bucket.take("c") for _ in range(4)] == [None, None, None, pytest.approx(0.5)]
+
+
+def test_checks_in_flight_count_until_they_end() -> None:
+    clock = Clock()
+    limiter = FailedAuthLimiter(3, clock=clock)
+    for _ in range(3):
+        limiter.begin("a")
+    with pytest.raises(RateLimitedError) as caught:
+        limiter.begin("a")  # three checks running: a fourth would exceed the limit
+    assert caught.value.headers()["Retry-After"] == "1"
+    limiter.begin("b")  # another address is not affected
+    limiter.end("a", failed=False)  # a success frees its place
+    limiter.begin("a")
+    for _ in range(3):
+        limiter.end("a", failed=True)
+    limiter.end("a", failed=False)
+    with pytest.raises(RateLimitedError) as caught:
+        limiter.check("a")  # now three failures: blocked for the window
+    assert caught.value.headers()["Retry-After"] == "60"
+    assert limiter._in_flight == {"b": 1}  # nothing left behind for "a"
