@@ -9,7 +9,6 @@ from gateway.config import RouteSettings
 from gateway.forward import headers as forward_headers
 from gateway.forward.headers import request_fields
 
-
 TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
