@@ -7,7 +7,9 @@ counted without parsing), optionally appends each one to a JSON-lines file, wait
 
 Two paths belong to the tool, not to the legacy API:
 
-* ``GET /_stats``: the counters, the current status and delay, and the last push's method,
+* ``GET /_stats``: the counters, the current status and delay, the pushes in flight now and
+  the most ever in flight at once (``max_in_flight``: with a fixed delay, what the caller's
+  concurrency really was, so a benchmark knows the cap it set), and the last push's method,
   path and headers (so tests and the demo can see exactly what the gateway forwarded);
 * ``POST /_control``: ``{"status": 500, "delay": 0.5, "reset": true}`` changes the answer at
   run time, so fault tests and the demo make the backend fail without restarting it.
@@ -41,15 +43,25 @@ class _Backend:
         self.delay = _check_delay(delay)
         self.record = record
         self.file: IO[str] | None = None
+        self.in_flight = 0  # not reset: pushes in flight at a reset still end
         self.reset()
 
     def reset(self) -> None:
         self.requests = 0
         self.bytes = 0
         self.users = 0
+        self.max_in_flight = self.in_flight
         self.last: dict[str, Any] | None = None
 
     async def push(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._push(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _push(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.requests += 1
         count = self.requests
@@ -79,7 +91,8 @@ class _Backend:
     async def stats(self, request: web.Request) -> web.Response:
         return web.json_response({
             "requests": self.requests, "bytes": self.bytes, "users": self.users,
-            "status": self.status, "delay": self.delay, "last": self.last,
+            "status": self.status, "delay": self.delay, "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight, "last": self.last,
         })
 
     async def control(self, request: web.Request) -> web.Response:
