@@ -1,8 +1,17 @@
-"""Soak test: minutes of mixed valid and invalid traffic through the real gateway, watching
-its memory and file descriptors for leaks (issue 8). Not part of the test suite.
+"""Soak test: mixed valid and invalid traffic through the real gateway, watching its memory
+and file descriptors for leaks. Not part of the test suite.
 
-    python bench/soak.py --minutes 10           # the issue's run
+    python bench/soak.py --minutes 10                    # ten minutes of mixed traffic
     python bench/soak.py --minutes 3 --json out.json
+    python bench/soak.py --requests 1000000 --wrk 32     # 10^6 requests, the RSS curve
+    python bench/soak.py --requests 10000000 --wrk 32 --minutes 150   # the long run
+
+``--wrk C`` adds a stream of valid pushes from wrk (one thread, C connections, the seed's
+sample and 10-user messages, 10 s runs with a fresh token each) beside the Python clients,
+which alone cannot send millions of requests in reasonable time; ``--requests N`` stops at
+N answers (``--minutes`` still bounds the run). The report gives the RSS at every sample,
+at each million, and the slope after the first million by least squares, in MiB per
+million requests (flat: under 0.5).
 
 The gateway (``gateway serve``) and the sample backend (``gateway backend``) run as
 subprocesses on loopback with fresh development certificates and keys in a temporary
@@ -16,7 +25,9 @@ descriptor count anyway.
 
 Verdict: after the first minute (warm-up: pools, caches and allocator arenas fill), the
 last samples may exceed the first steady ones by at most 10 % + 8 MiB of RSS and 16
-descriptors. Exit status 0 when flat, 1 when not, 2 when the traffic itself went wrong.
+descriptors, and past two million requests the slope after the first million must be under
+0.5 MiB per million. Exit status 0 when flat, 1 when not, 2 when the traffic itself went
+wrong.
 """
 
 from __future__ import annotations
@@ -35,28 +46,26 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import aiohttp
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from load import have_wrk, run_wrk, write_script
+from soak_traffic import CLIENT_ID, SECRET, Traffic
+
 from gateway.config.hashes import hash_secret
 from gateway.oauth.keys import generate_key
 from gateway.tools.certs import create_dev_certificates
 from gateway.tools.payloads import make_payload_bytes
+from gateway.tools.seed import SEED_PAYLOAD
 
-CLIENT_ID = "soak"
-SECRET = "soak-secret-for-local-use-only"
 SAMPLE_SECONDS = 10.0
 WARMUP_SECONDS = 60.0
-# Status codes each kind of request may get; anything else is a failure of the run.
-EXPECTED = {
-    "valid": {200}, "forged_token": {401}, "malformed_token": {400, 401},
-    "bad_payload": {400}, "wrong_type": {415}, "wrong_secret": {401}, "too_large": {413},
-    "bad_head": {400, 431}, "no_token": {401},
-}
+SLOPE_LIMIT = 0.5  # MiB of RSS per million requests after the first million
 
 
 @dataclass
@@ -118,148 +127,85 @@ def wait_port(port: int, deadline: float) -> None:
     raise SystemExit(f"nothing listens on port {port}")
 
 
-class Traffic:
-    """The mixed clients; counts answers by kind and flags unexpected ones."""
-
-    def __init__(self, port: int, context: ssl.SSLContext, seed: int) -> None:
-        self.base = f"https://localhost:{port}"
-        self.port = port
-        self.context = context
-        self.random = random.Random(seed)
-        self.token = ""
-        self.counts: Counter[str] = Counter()
-        self.unexpected: Counter[str] = Counter()
-        self.payloads = [make_payload_bytes(users, random.Random(users))
-                         for users in (1, 10, 100)]
-
-    @property
-    def requests(self) -> int:
-        return sum(self.counts.values())
-
-    def note(self, kind: str, status: int) -> None:
-        self.counts[kind] += 1
-        if status not in EXPECTED[kind]:
-            self.unexpected[f"{kind}:{status}"] += 1
-
-    async def fetch_token(self, session: aiohttp.ClientSession, secret: str = SECRET) -> int:
-        basic = base64.b64encode(f"{CLIENT_ID}:{secret}".encode()).decode()
-        async with session.post(self.base + "/oauth2/token",
-                                data={"grant_type": "client_credentials"},
-                                headers={"Authorization": f"Basic {basic}"}) as response:
-            body = await response.json()
-            if response.status == 200:
-                self.token = body["access_token"]
-            return response.status
-
-    async def push(self, session: aiohttp.ClientSession, kind: str, *, token: str | None,
-                   body: bytes, content_type: str = "application/json") -> None:
-        headers = {"Content-Type": content_type}
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        async with session.post(self.base + "/segments/aam", data=body,
-                                headers=headers) as response:
-            await response.read()
-            if kind == "valid" and response.status == 401:
-                await self.fetch_token(session)  # IRIS's behaviour: refresh on 401
-            self.note(kind, response.status)
-
-    async def raw(self, kind: str, data: bytes, *, answer: bool) -> None:
-        """A hand-made request (or garbage) on its own TLS connection."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port,
-                                                       ssl=self.context,
-                                                       server_hostname="localhost")
-        try:
-            writer.write(data)
-            await writer.drain()
-            if answer:
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-                self.note(kind, int(head.split(b" ")[1]))
-            else:
-                self.counts[kind] += 1
-        finally:
-            writer.close()
-
-    async def garbage(self) -> None:
-        """Not TLS at all on the TLS port, or a head abandoned halfway."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-        writer.write(self.random.randbytes(512))
-        writer.write_eof()
-        await asyncio.wait_for(reader.read(), 10)
-        writer.close()
-        self.counts["tls_garbage"] += 1
-
-    async def one(self, session: aiohttp.ClientSession) -> None:
-        roll = self.random.random()
-        valid = self.random.choice(self.payloads)
-        if roll < 0.55:
-            await self.push(session, "valid", token=self.token, body=valid)
-        elif roll < 0.62:
-            forged = self.token[:-4] + ("AAAA" if not self.token.endswith("AAAA") else "BBBB")
-            await self.push(session, "forged_token", token=forged, body=valid)
-        elif roll < 0.67:
-            await self.push(session, "malformed_token", token="not a token!", body=valid)
-        elif roll < 0.72:
-            await self.push(session, "no_token", token=None, body=valid)
-        elif roll < 0.79:
-            await self.push(session, "bad_payload", token=self.token,
-                            body=valid.replace(b'"Status"', b'"Statuz"', 1))
-        elif roll < 0.83:
-            await self.push(session, "wrong_type", token=self.token, body=valid,
-                            content_type="text/plain")
-        elif roll < 0.85:
-            await self.push(session, "too_large", token=self.token, body=b"x" * (2 << 20))
-        elif roll < 0.87:
-            self.note("wrong_secret", await self.fetch_token(session, SECRET + "x"))
-        elif roll < 0.92:
-            await self.raw("bad_head", b"POST /segments/aam HTTP/1.1\r\nHost: x\r\nX-A: \x00"
-                           b"\r\n\r\n", answer=True)
-        elif roll < 0.96:
-            await self.raw("bad_head", b"GET / HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n",
-                           answer=True)
-        elif roll < 0.98:
-            await self.raw("abandoned", b"POST /segments/aam HTTP/1.1\r\nHost: x\r\n",
-                           answer=False)
-        else:
-            await self.garbage()
-
-    async def worker(self, until: float, keepalive: bool) -> None:
-        connector = aiohttp.TCPConnector(ssl=self.context, force_close=not keepalive)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            if not self.token:
-                await self.fetch_token(session)
-            while time.monotonic() < until:
-                try:
-                    await self.one(session)
-                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                    self.unexpected[f"client_error:{type(exc).__name__}"] += 1
+async def wrk_stream(traffic: Traffic, directory: Path, connections: int, until: float,
+                     enough: int | None) -> None:
+    """Valid pushes from wrk in SAMPLE_SECONDS runs, each with a fresh token, until
+    ``until`` or ``enough`` answers in all."""
+    rng = random.Random(10)
+    bodies = [directory / "wrk-seed.json"]
+    bodies[0].write_bytes(SEED_PAYLOAD)
+    for index in range(3):
+        bodies.append(directory / f"wrk-10-{index}.json")
+        bodies[-1].write_bytes(make_payload_bytes(10, rng))
+    basic = base64.b64encode(f"{CLIENT_ID}:{SECRET}".encode()).decode()
+    connector = aiohttp.TCPConnector(ssl=traffic.context)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        while time.monotonic() < until - 1 and (enough is None or traffic.requests < enough):
+            async with session.post(traffic.base + "/oauth2/token",
+                                    data={"grant_type": "client_credentials"},
+                                    headers={"Authorization": f"Basic {basic}"}) as answer:
+                token = (await answer.json())["access_token"]
+            script = write_script(directory / "soak.lua", method="POST",
+                                  target="/segments/aam", bodies=bodies, headers={
+                                      "Authorization": f"Bearer {token}",
+                                      "Content-Type": "application/json"})
+            seconds = min(SAMPLE_SECONDS, until - time.monotonic())
+            result = await asyncio.to_thread(run_wrk, traffic.base + "/segments/aam", script,
+                                             connections=connections, seconds=seconds)
+            traffic.extra += result.requests
+            traffic.counts["wrk_valid"] += result.requests - result.non_2xx
+            if result.non_2xx or result.socket_errors:
+                traffic.unexpected["wrk:non_2xx_or_socket_error"] += (result.non_2xx
+                                                                     + result.socket_errors)
 
 
 async def run(args: argparse.Namespace, gateway_pid: int, https: int,
-              context: ssl.SSLContext) -> tuple[list[Sample], Traffic]:
+              context: ssl.SSLContext, directory: Path) -> tuple[list[Sample], Traffic]:
     traffic = Traffic(https, context, seed=args.seed)
     began = time.monotonic()
     until = began + args.minutes * 60
-    workers = [asyncio.create_task(traffic.worker(until, keepalive=i % 4 != 0))
+    workers = [asyncio.create_task(traffic.worker(until, keepalive=i % 4 != 0,
+                                                  enough=args.requests))
                for i in range(args.concurrency)]
+    if args.wrk:
+        workers.append(asyncio.create_task(
+            wrk_stream(traffic, directory, args.wrk, until, args.requests)))
     samples: list[Sample] = []
     next_sample = began
-    while time.monotonic() < until:
+
+    def sample(note: str = "") -> None:
         rss, fds, threads = proc_figures(gateway_pid)
-        sample = Sample(round(time.monotonic() - began, 1), rss, fds, threads, traffic.requests)
-        samples.append(sample)
-        print(f"{sample.second:7.1f}s  rss {rss / 1024:7.1f} MiB  fds {fds:4d}  "
-              f"threads {threads:3d}  requests {sample.requests:8d}", flush=True)
+        samples.append(Sample(round(time.monotonic() - began, 1), rss, fds, threads,
+                              traffic.requests))
+        print(f"{samples[-1].second:7.1f}s  rss {rss / 1024:7.1f} MiB  fds {fds:4d}  "
+              f"threads {threads:3d}  requests {traffic.requests:9d}{note}", flush=True)
+
+    while time.monotonic() < until and not all(w.done() for w in workers):
+        sample()
         next_sample += SAMPLE_SECONDS
         await asyncio.sleep(max(0.0, min(next_sample, until) - time.monotonic()))
     await asyncio.gather(*workers)
     # A last sample once the clients are gone: idle connections must have been released.
     await asyncio.sleep(1.0)
-    rss, fds, threads = proc_figures(gateway_pid)
-    samples.append(Sample(round(time.monotonic() - began, 1), rss, fds, threads,
-                          traffic.requests))
-    print(f"{samples[-1].second:7.1f}s  rss {rss / 1024:7.1f} MiB  fds {fds:4d}  "
-          f"threads {threads:3d}  (clients gone)", flush=True)
+    sample("  (clients gone)")
     return samples, traffic
+
+
+def slope(samples: list[Sample], after: int = 1_000_000) -> float | None:
+    """MiB of RSS per million requests past ``after`` (least squares), or None."""
+    points = [(s.requests / 1e6, s.rss_kib / 1024) for s in samples[:-1] if s.requests >= after]
+    if len(points) < 3 or points[-1][0] - points[0][0] < 0.5:
+        return None
+    return statistics.linear_regression([x for x, _ in points], [y for _, y in points]).slope
+
+
+def curve(samples: list[Sample]) -> list[tuple[int, float]]:
+    """(requests, RSS MiB) at the first sample past each million."""
+    marks: list[tuple[int, float]] = []
+    for s in samples[:-1]:
+        if s.requests >= (len(marks) + 1) * 1_000_000 or not marks:
+            marks.append((s.requests, s.rss_kib / 1024))
+    return marks
 
 
 def verdict(samples: list[Sample]) -> tuple[bool, str]:
@@ -275,17 +221,39 @@ def verdict(samples: list[Sample]) -> tuple[bool, str]:
     text = (f"RSS {rss0 / 1024:.1f} -> {rss1 / 1024:.1f} MiB "
             f"({'flat' if rss_ok else 'GROWING'}); descriptors {fds0:.0f} -> {fds1} "
             f"({'flat' if fds_ok else 'GROWING'}); {idle_fds} after the clients left")
-    return rss_ok and fds_ok, text
+    per_million = slope(samples)
+    slope_ok = True
+    if per_million is not None and samples[-1].requests >= 2_000_000:
+        slope_ok = per_million < SLOPE_LIMIT
+        text += (f"; after the first million {per_million:+.2f} MiB per million requests "
+                 f"({'flat' if slope_ok else 'GROWING'})")
+    return rss_ok and fds_ok and slope_ok, text
 
 
-def main() -> int:
+def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--minutes", type=float,
+                        help="how long (default 10; with --requests, the bound: 180)")
+    parser.add_argument("--requests", type=int, help="stop after this many answers")
+    parser.add_argument("--concurrency", type=int, default=16, help="mixed Python clients")
+    parser.add_argument("--wrk", type=int, default=0, metavar="C",
+                        help="also push valid messages with wrk over C connections")
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--json", type=Path, help="also write the samples and counts here")
     args = parser.parse_args()
+    if args.minutes is None:
+        args.minutes = 180.0 if args.requests else 10.0
+    if not (0 < args.minutes <= 24 * 60 and (args.requests is None or args.requests > 0)
+            and 1 <= args.concurrency <= 512 and 0 <= args.wrk <= 1000):
+        parser.error("bounds: 0 < --minutes <= 1440, --requests > 0, 1 <= --concurrency "
+                     "<= 512, 0 <= --wrk <= 1000")
+    if args.wrk and not have_wrk():
+        parser.error("--wrk needs wrk (apt-get install wrk)")
+    return args
 
+
+def main() -> int:
+    args = parse()
     with tempfile.TemporaryDirectory(prefix="gateway-soak-") as tmp:
         directory = Path(tmp)
         https, admin, backend = free_port(), free_port(), free_port()
@@ -301,7 +269,7 @@ def main() -> int:
             procs.append(gateway)
             wait_port(https, time.monotonic() + 30)
             context = ssl.create_default_context(cafile=str(directory / "ca.crt"))
-            samples, traffic = asyncio.run(run(args, gateway.pid, https, context))
+            samples, traffic = asyncio.run(run(args, gateway.pid, https, context, directory))
         finally:
             for proc in reversed(procs):
                 proc.send_signal(signal.SIGTERM)
@@ -313,11 +281,14 @@ def main() -> int:
     flat, text = verdict(samples)
     print("\nanswers by kind:", dict(sorted(traffic.counts.items())))
     print("unexpected:", dict(traffic.unexpected) or "none")
+    print("RSS at each million:", ", ".join(f"{n / 1e6:.2f} M: {mib:.1f} MiB"
+                                             for n, mib in curve(samples)))
     print(f"verdict: {'FLAT' if flat else 'NOT FLAT'}: {text}")
     if args.json is not None:
         args.json.write_text(json.dumps({
-            "minutes": args.minutes, "samples": [asdict(s) for s in samples],
-            "counts": traffic.counts, "unexpected": traffic.unexpected,
+            "minutes": args.minutes, "requests": args.requests, "wrk": args.wrk,
+            "samples": [asdict(s) for s in samples], "counts": traffic.counts,
+            "unexpected": traffic.unexpected, "slope_mib_per_million": slope(samples),
             "flat": flat, "verdict": text}, indent=2))
     if traffic.unexpected:
         return 2
