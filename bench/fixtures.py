@@ -1,11 +1,13 @@
 """What every row shares, made once per run in a temp directory before any clock starts.
 
 Development certificates (``gateway certs``' CA and a 127.0.0.1/localhost leaf), an ES256
-signing key for the gateway and the anchors, an HS256 secret for HAProxy's HS256 row, the
-payload files wrk rotates through, the gateway's configuration (built like ``gateway demo``
-builds its own: an RFC 6749 client whose secret hash is in the YAML), and bearer tokens
-minted with PyJWT in the gateway's own claim shape (RFC 9068: ``typ: at+jwt``, ``kid``,
-``iss``, ``sub``, ``aud``, ``exp``, ``iat``, ``jti``, ``client_id``, ``scope``).
+signing key for the gateway and the anchors, an RS256 key (3072-bit, what ``gateway keys
+generate --alg RS256`` makes) and an HS256 secret for HAProxy's other rows, the payload
+files wrk rotates through (the seed's sample, 10-user messages: Adobe's default "Maximum
+Users Per Request", and the larger batches), the gateway's configuration (built like
+``gateway demo`` builds its own: an RFC 6749 client whose secret hash is in the YAML), and
+bearer tokens minted with PyJWT in the gateway's own claim shape (RFC 9068: ``typ: at+jwt``,
+``kid``, ``iss``, ``sub``, ``aud``, ``exp``, ``iat``, ``jti``, ``client_id``, ``scope``).
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class Fixtures:
     es256_key: Path
     es256_public: Path
     es256_jwk: dict[str, str]
+    rs256_key: Path
+    rs256_public: Path
     hs256_secret: str
     client_secret: str
     payloads: tuple[PayloadSet, ...]
@@ -94,7 +98,8 @@ class Fixtures:
         headers = {"typ": "at+jwt", "kid": "bench-1"}
         if alg == "HS256":
             return jwt.encode(claims, self.hs256_secret, algorithm="HS256", headers=headers)
-        return jwt.encode(claims, self.es256_key.read_bytes(), algorithm=alg, headers=headers)
+        key = self.rs256_key if alg == "RS256" else self.es256_key
+        return jwt.encode(claims, key.read_bytes(), algorithm=alg, headers=headers)
 
 
 def _payloads(workdir: Path, quick: bool) -> tuple[PayloadSet, ...]:
@@ -103,9 +108,9 @@ def _payloads(workdir: Path, quick: bool) -> tuple[PayloadSet, ...]:
     seed = folder / "seed.json"
     seed.write_bytes(SEED_PAYLOAD.read_bytes())
     sets = [PayloadSet("seed (1 user)", 1, (seed,), seed.stat().st_size)]
-    # ~280 bytes per generated user: 360 users are ~100 KB, 1,000 users ~280 KB.
-    sizes = ((360, "100 KB"), (1000, "1,000 users"))[1 if quick else 0:]
-    for users, label in sizes:
+    # ~280 bytes per generated user: 10 users are ~3 KB, 360 users ~100 KB, 1,000 ~280 KB.
+    sizes = ((10, "10 users"), (360, "100 KB"), (1000, "1,000 users"))
+    for users, label in (s for s in sizes if not (quick and s[0] == 360)):
         rng = random.Random(users)
         files = []
         for index in range(_ROTATION):
@@ -117,6 +122,13 @@ def _payloads(workdir: Path, quick: bool) -> tuple[PayloadSet, ...]:
     return tuple(sets)
 
 
+def _public_pem(private_pem: Path, out: Path) -> Path:
+    private = serialization.load_pem_private_key(private_pem.read_bytes(), password=None)
+    out.write_bytes(private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return out
+
+
 def prepare(workdir: Path, *, quick: bool) -> Fixtures:
     """Write certificates, keys and payloads into ``workdir``."""
     certs = workdir / "certs"
@@ -126,15 +138,15 @@ def prepare(workdir: Path, *, quick: bool) -> Fixtures:
     es256 = certs / "jwt-es256.pem"
     write_private(es256, generate_key("ES256"))
     private = serialization.load_pem_private_key(es256.read_bytes(), password=None)
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    es256_public = certs / "jwt-es256.pub.pem"
-    es256_public.write_bytes(public_pem)
+    rs256 = certs / "jwt-rs256.pem"
+    write_private(rs256, generate_key("RS256"))
     jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private))
     jwk.update({"kid": "bench-1", "alg": "ES256", "use": "sig"})
     return Fixtures(
         workdir=workdir, cert=certs / "server.crt", key=certs / "server.key", pem=pem,
-        ca=certs / "ca.crt", es256_key=es256, es256_public=es256_public, es256_jwk=jwk,
+        ca=certs / "ca.crt", es256_key=es256, es256_jwk=jwk,
+        es256_public=_public_pem(es256, certs / "jwt-es256.pub.pem"),
+        rs256_key=rs256, rs256_public=_public_pem(rs256, certs / "jwt-rs256.pub.pem"),
         hs256_secret=generate_key("HS256").decode(), client_secret=secrets.token_urlsafe(24),
         payloads=_payloads(workdir, quick),
     )

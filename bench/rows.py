@@ -26,7 +26,7 @@ from fixtures import AUDIENCE, CLIENT_ID, ISSUER, SCOPE, Fixtures, PayloadSet
 from fleet import FleetRow
 from load import LoadResult, have_wrk, run_loadtest, run_wrk, write_script
 from procs import Processes, Started, free_port, tree
-from report import Row
+from report import Row, ratios
 
 __all__ = ["ROWS", "Bench"]
 
@@ -35,6 +35,7 @@ ROWS = {
     "nginx": "2. nginx TLS proxy",
     "haproxy-es256": "3a. HAProxy jwt_verify ES256",
     "haproxy-hs256": "3b. HAProxy jwt_verify HS256",
+    "haproxy-rs256": "3c. HAProxy jwt_verify RS256",
     "gateway": "4. gateway, 1 worker, ES256",
     "gateway-spool": "4b. gateway, 1 worker, spool",  # bench/spool_row.py
     "gateway-spool-redis": "4d. gateway, 1 worker, spool on Redis Streams",  # spool_row.py
@@ -71,7 +72,7 @@ class Bench(FleetRow):
         for key in self.args.only:
             self._log(f"row {key}")
             getattr(self, "_row_" + key.replace("-", "_"))(key)
-        self._ratios()
+        ratios(self.rows)
 
     # -- the rows -------------------------------------------------------------------------
 
@@ -89,6 +90,9 @@ class Bench(FleetRow):
 
     def _row_haproxy_hs256(self, key: str) -> None:
         self._haproxy(key, "HS256", self.fx.hs256_secret)
+
+    def _row_haproxy_rs256(self, key: str) -> None:
+        self._haproxy(key, "RS256", str(self.fx.rs256_public))
 
     def _haproxy(self, key: str, alg: str, material: str) -> None:
         proxy, port = start_haproxy(self.procs, self.fx.workdir, pem=self.fx.pem,
@@ -283,16 +287,3 @@ class Bench(FleetRow):
                    proxy_cpu_s_per_1k=proxy_cpu, backend_cpu_s_per_1k=backend_cpu,
                    backend_seen=self._backend_count() - seen0, non_2xx=result.non_2xx,
                    socket_errors=result.socket_errors, tool=result.tool)
-
-    def _ratios(self) -> None:
-        anchor = {r.payload: r.rps for r in self.rows
-                  if r.key == "haproxy-es256" and r.skipped is None and r.rps > 0}
-        for row in self.rows:
-            if row.skipped is None and row.payload in anchor:
-                row.ratio = row.rps / anchor[row.payload]
-        tokens = {r.key: r.rps for r in self.rows if r.key.startswith("token-") and r.rps > 0}
-        if len(tokens) == 2:
-            for row in self.rows:
-                if row.key == "token-gateway":
-                    row.notes.append(f"{tokens['token-gateway'] / tokens['token-oidc']:.2f} x "
-                                     "oidc-provider")

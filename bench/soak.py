@@ -1,9 +1,18 @@
-"""Soak test: minutes of mixed valid and invalid traffic through the real gateway, watching
-its memory and file descriptors for leaks. Not part of the test suite.
+"""Soak test: mixed valid and invalid traffic through the real gateway, watching its memory
+and file descriptors for leaks. Not part of the test suite.
 
-    python bench/soak.py --minutes 10
+    python bench/soak.py --minutes 10                    # ten minutes of mixed traffic
     python bench/soak.py --minutes 3 --json out.json
-    python bench/soak.py --bursts 12             # connection bursts only: RSS after each
+    python bench/soak.py --bursts 12                     # connection bursts only: RSS after each
+    python bench/soak.py --requests 1000000 --wrk 32     # 10^6 requests, the RSS curve
+    python bench/soak.py --requests 10000000 --wrk 32 --minutes 150   # the long run
+
+``--wrk C`` adds a stream of valid pushes from wrk (one thread, C connections, the seed's
+sample and 10-user messages, 10 s runs with a fresh token each) beside the Python clients,
+which alone cannot send millions of requests in reasonable time; ``--requests N`` stops at
+N answers (``--minutes`` still bounds the run). The report gives the RSS at every sample,
+at each million, and the slope after the first million by least squares, in MiB per
+million requests (flat: under 0.5).
 
 The gateway (``gateway serve``) and the sample backend (``gateway backend``) run as
 subprocesses on loopback with fresh development certificates and keys in a temporary
@@ -31,16 +40,19 @@ TLS layer) raise the allocator's high-water mark over several bursts before RSS 
 the gateway before the per-address cap did the same (``--bursts 12``, connection bursts
 alone with RSS after each: 57 to 80 MiB now, 57 to 83 MiB before, each levelling off
 within a few bursts). A leak keeps growing in the second half; a filling allocator does
-not. Exit status 0 when
-flat, 1 when not, 2 when the traffic itself went wrong.
+not. Past two million requests
+the slope after the first million must also be under 0.5 MiB per million. Exit status 0
+when flat, 1 when not, 2 when the traffic itself went wrong.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
+import random
 import signal
 import socket
 import ssl
@@ -52,15 +64,23 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import aiohttp
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from load import have_wrk, run_wrk, write_script
 from soak_traffic import CLIENT_ID, OPAQUE, SECRET, Traffic, connection_burst
 
 from gateway.config.hashes import hash_opaque, hash_secret
 from gateway.oauth.keys import generate_key
 from gateway.tools.certs import create_dev_certificates
+from gateway.tools.payloads import make_payload_bytes
+from gateway.tools.seed import SEED_PAYLOAD
 
 SAMPLE_SECONDS = 10.0
 WARMUP_SECONDS = 60.0
+SLOPE_LIMIT = 0.5  # MiB of RSS per million requests after the first million
 
 
 @dataclass
@@ -122,34 +142,70 @@ def wait_port(port: int, deadline: float) -> None:
     raise SystemExit(f"nothing listens on port {port}")
 
 
+async def wrk_stream(traffic: Traffic, directory: Path, connections: int, until: float,
+                     enough: int | None) -> None:
+    """Valid pushes from wrk in SAMPLE_SECONDS runs, each with a fresh token, until
+    ``until`` or ``enough`` answers in all."""
+    rng = random.Random(10)
+    bodies = [directory / "wrk-seed.json"]
+    bodies[0].write_bytes(SEED_PAYLOAD)
+    for index in range(3):
+        bodies.append(directory / f"wrk-10-{index}.json")
+        bodies[-1].write_bytes(make_payload_bytes(10, rng))
+    basic = base64.b64encode(f"{CLIENT_ID}:{SECRET}".encode()).decode()
+    connector = aiohttp.TCPConnector(ssl=traffic.context)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        while time.monotonic() < until - 1 and (enough is None or traffic.requests < enough):
+            async with session.post(traffic.base + "/oauth2/token",
+                                    data={"grant_type": "client_credentials"},
+                                    headers={"Authorization": f"Basic {basic}"}) as answer:
+                token = (await answer.json())["access_token"]
+            script = write_script(directory / "soak.lua", method="POST",
+                                  target="/segments/aam", bodies=bodies, headers={
+                                      "Authorization": f"Bearer {token}",
+                                      "Content-Type": "application/json"})
+            seconds = min(SAMPLE_SECONDS, until - time.monotonic())
+            result = await asyncio.to_thread(run_wrk, traffic.base + "/segments/aam", script,
+                                             connections=connections, seconds=seconds)
+            traffic.extra += result.requests
+            traffic.counts["wrk_valid"] += result.requests - result.non_2xx
+            if result.non_2xx or result.socket_errors:
+                traffic.unexpected["wrk:non_2xx_or_socket_error"] += (result.non_2xx
+                                                                     + result.socket_errors)
+
+
 async def run(args: argparse.Namespace, gateway_pid: int, https: int, backend: int,
-              context: ssl.SSLContext) -> tuple[list[Sample], Traffic]:
+              context: ssl.SSLContext, directory: Path) -> tuple[list[Sample], Traffic]:
     traffic = Traffic(https, context, seed=args.seed, backend=backend)
     began = time.monotonic()
     until = began + args.minutes * 60
-    workers = [asyncio.create_task(traffic.worker(until, keepalive=i % 4 != 0))
+    workers = [asyncio.create_task(traffic.worker(until, keepalive=i % 4 != 0,
+                                                  enough=args.requests))
                for i in range(args.concurrency)]
     workers += [asyncio.create_task(traffic.floods(until)),
                 asyncio.create_task(traffic.hogs(until))]
+    if args.wrk:
+        workers.append(asyncio.create_task(
+            wrk_stream(traffic, directory, args.wrk, until, args.requests)))
     samples: list[Sample] = []
     next_sample = began
-    while time.monotonic() < until:
-        async with traffic.burst:
+
+    async def sample(note: str = "") -> None:
+        async with traffic.burst:  # never while a connection burst holds descriptors
             rss, fds, threads = proc_figures(gateway_pid)
-        sample = Sample(round(time.monotonic() - began, 1), rss, fds, threads, traffic.requests)
-        samples.append(sample)
-        print(f"{sample.second:7.1f}s  rss {rss / 1024:7.1f} MiB  fds {fds:4d}  "
-              f"threads {threads:3d}  requests {sample.requests:8d}", flush=True)
+        samples.append(Sample(round(time.monotonic() - began, 1), rss, fds, threads,
+                              traffic.requests))
+        print(f"{samples[-1].second:7.1f}s  rss {rss / 1024:7.1f} MiB  fds {fds:4d}  "
+              f"threads {threads:3d}  requests {traffic.requests:9d}{note}", flush=True)
+
+    while time.monotonic() < until and not all(w.done() for w in workers):
+        await sample()
         next_sample += SAMPLE_SECONDS
         await asyncio.sleep(max(0.0, min(next_sample, until) - time.monotonic()))
     await asyncio.gather(*workers)
     # A last sample once the clients are gone: idle connections must have been released.
     await asyncio.sleep(1.0)
-    rss, fds, threads = proc_figures(gateway_pid)
-    samples.append(Sample(round(time.monotonic() - began, 1), rss, fds, threads,
-                          traffic.requests))
-    print(f"{samples[-1].second:7.1f}s  rss {rss / 1024:7.1f} MiB  fds {fds:4d}  "
-          f"threads {threads:3d}  (clients gone)", flush=True)
+    await sample("  (clients gone)")
     return samples, traffic
 
 
@@ -161,6 +217,23 @@ async def bursts(count: int, gateway_pid: int, https: int, context: ssl.SSLConte
         await connection_burst(https, context)
         figures.append(proc_figures(gateway_pid)[0] // 1024)
     return figures
+
+
+def slope(samples: list[Sample], after: int = 1_000_000) -> float | None:
+    """MiB of RSS per million requests past ``after`` (least squares), or None."""
+    points = [(s.requests / 1e6, s.rss_kib / 1024) for s in samples[:-1] if s.requests >= after]
+    if len(points) < 3 or points[-1][0] - points[0][0] < 0.5:
+        return None
+    return statistics.linear_regression([x for x, _ in points], [y for _, y in points]).slope
+
+
+def curve(samples: list[Sample]) -> list[tuple[int, float]]:
+    """(requests, RSS MiB) at the first sample past each million."""
+    marks: list[tuple[int, float]] = []
+    for s in samples[:-1]:
+        if s.requests >= (len(marks) + 1) * 1_000_000 or not marks:
+            marks.append((s.requests, s.rss_kib / 1024))
+    return marks
 
 
 def verdict(samples: list[Sample]) -> tuple[bool, str]:
@@ -177,19 +250,41 @@ def verdict(samples: list[Sample]) -> tuple[bool, str]:
     text = (f"RSS {rss0 / 1024:.1f} -> {rss1 / 1024:.1f} MiB "
             f"({'flat' if rss_ok else 'GROWING'}); descriptors {fds0:.0f} -> {fds1} "
             f"({'flat' if fds_ok else 'GROWING'}); {idle_fds} after the clients left")
-    return rss_ok and fds_ok, text
+    per_million = slope(samples)
+    slope_ok = True
+    if per_million is not None and samples[-1].requests >= 2_000_000:
+        slope_ok = per_million < SLOPE_LIMIT
+        text += (f"; after the first million {per_million:+.2f} MiB per million requests "
+                 f"({'flat' if slope_ok else 'GROWING'})")
+    return rss_ok and fds_ok and slope_ok, text
 
 
-def main() -> int:
+def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--minutes", type=float,
+                        help="how long (default 10; with --requests, the bound: 180)")
+    parser.add_argument("--requests", type=int, help="stop after this many answers")
+    parser.add_argument("--concurrency", type=int, default=16, help="mixed Python clients")
+    parser.add_argument("--wrk", type=int, default=0, metavar="C",
+                        help="also push valid messages with wrk over C connections")
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--json", type=Path, help="also write the samples and counts here")
     parser.add_argument("--bursts", type=int, default=0,
                         help="only this many connection bursts; print RSS after each")
     args = parser.parse_args()
+    if args.minutes is None:
+        args.minutes = 180.0 if args.requests else 10.0
+    if not (0 < args.minutes <= 24 * 60 and (args.requests is None or args.requests > 0)
+            and 1 <= args.concurrency <= 512 and 0 <= args.wrk <= 1000):
+        parser.error("bounds: 0 < --minutes <= 1440, --requests > 0, 1 <= --concurrency "
+                     "<= 512, 0 <= --wrk <= 1000")
+    if args.wrk and not have_wrk():
+        parser.error("--wrk needs wrk (apt-get install wrk)")
+    return args
 
+
+def main() -> int:
+    args = parse()
     with tempfile.TemporaryDirectory(prefix="gateway-soak-") as tmp:
         directory = Path(tmp)
         https, admin, backend = free_port(), free_port(), free_port()
@@ -209,7 +304,8 @@ def main() -> int:
                 print("RSS MiB after each burst:", asyncio.run(
                     bursts(args.bursts, gateway.pid, https, context)))
                 return 0
-            samples, traffic = asyncio.run(run(args, gateway.pid, https, backend, context))
+            samples, traffic = asyncio.run(run(args, gateway.pid, https, backend, context,
+                                               directory))
         finally:
             for proc in reversed(procs):
                 proc.send_signal(signal.SIGTERM)
@@ -221,11 +317,14 @@ def main() -> int:
     flat, text = verdict(samples)
     print("\nanswers by kind:", dict(sorted(traffic.counts.items())))
     print("unexpected:", dict(traffic.unexpected) or "none")
+    print("RSS at each million:", ", ".join(f"{n / 1e6:.2f} M: {mib:.1f} MiB"
+                                             for n, mib in curve(samples)))
     print(f"verdict: {'FLAT' if flat else 'NOT FLAT'}: {text}")
     if args.json is not None:
         args.json.write_text(json.dumps({
-            "minutes": args.minutes, "samples": [asdict(s) for s in samples],
-            "counts": traffic.counts, "unexpected": traffic.unexpected,
+            "minutes": args.minutes, "requests": args.requests, "wrk": args.wrk,
+            "samples": [asdict(s) for s in samples], "counts": traffic.counts,
+            "unexpected": traffic.unexpected, "slope_mib_per_million": slope(samples),
             "flat": flat, "verdict": text}, indent=2))
     if traffic.unexpected:
         return 2

@@ -87,6 +87,10 @@ class Forwarder:
         self.errors: Counter[str] = Counter()  # reason id -> count, for /metrics
 
     async def start(self) -> None:
+        self.open()
+
+    def open(self) -> None:
+        """``start`` without a wait (the deliverer's thread opens its own forwarders)."""
         if self._pools is None:
             self._pools = {}
 

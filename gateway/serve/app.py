@@ -44,10 +44,12 @@ from gateway.observe.accesslog import Trace
 from gateway.observe.metrics import Metrics
 from gateway.observe.trace import trace_context
 from gateway.serve.expect import defer_continue
+from gateway.serve.malloc import tune_allocator
 from gateway.serve.oauth_routes import OAUTH_PATHS, setup_oauth
 from gateway.serve.runtime import Runtime, RuntimeSlot
 from gateway.serve.tls import server_context
 from gateway.spool.backend import open_deliverer, open_spool
+from gateway.spool.thread import DeliveryThread
 from gateway.spool.writer import Spool
 from gateway.stages.https import add_hsts, https_middleware
 from gateway.stages.pipeline import request_id
@@ -135,6 +137,7 @@ def _dispatcher(slot: RuntimeSlot, fixed: dict[str, tuple[str, ...]]) -> Handler
 
 
 def create_app(settings: Settings) -> web.Application:
+    tune_allocator()  # before the helper threads start (serve/malloc.py)
     metrics = Metrics()
     backend = open_state(settings.state)
     shared = SharedState(backend, metrics)
@@ -187,17 +190,27 @@ def create_app(settings: Settings) -> web.Application:
 
 def spool_lifecycle(spool: Spool, slot: RuntimeSlot
                     ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The app's ``cleanup_ctx`` entry: the deliverer runs while the app does; at shutdown,
-    after the listeners drained, it stops and the spool's last writes are committed."""
+    """The app's ``cleanup_ctx`` entry: the deliverer runs while the app does, on a thread
+    and loop of its own (``spool/thread.py`` says why); at shutdown, after the listeners
+    drained, it stops and the spool's last writes are committed."""
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-        deliverer = open_deliverer(spool, slot)
-        task = asyncio.get_running_loop().create_task(deliverer.run())
+        if spool.settings.backend == "redis":
+            # Redis's asyncio connections belong to the loop that opened them: the stream
+            # deliverer stays on the serving loop. The SQLite one gets a loop of its own.
+            deliverer = open_deliverer(spool, slot)
+            task = asyncio.get_running_loop().create_task(deliverer.run())
+            yield
+            await deliverer.stop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await spool.close()
+            return
+        delivery = DeliveryThread(spool, slot, spool.settings)
+        await asyncio.to_thread(delivery.start)
         yield
-        await deliverer.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await delivery.stop()
         await spool.close()
 
     return lifecycle

@@ -7,11 +7,12 @@ several workers never deliver the same item at the same time and a route is deli
 one process at a time, in arrival order. Items go out through the current runtime's
 ``Forwarder.send`` with the header block stored at acceptance: the same bytes a direct
 forward would have sent. ``spool.concurrency`` items of a route may be in flight at once
-(1, the default, keeps arrival order exactly).
+(1, the default, keeps arrival order exactly); a run over a route keeps claiming the
+route's next batch ahead while it lasts (``lanes.py`` says why).
 
 Outcomes: a 2xx deletes the item. A refused connection, a timeout, a broken answer, a 5xx,
 408 or 429 frees it until ``next_at``, exponential backoff with jitter
-(``backoff_seconds``), and halts the route's batch so that nothing overtakes it. Those
+(``backoff_seconds``), and halts the route's run so that nothing overtakes it. Those
 that may have reached the backend count against ``max_attempts``; a connection that never
 opened does not, so an outage is bounded by ``max_age_seconds`` alone. Any other status
 (4xx) dead-letters the item at once with the status and an excerpt of the answer.
@@ -22,7 +23,6 @@ A killed process's leases are freed when its pid is gone (``reap``), or at their
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
@@ -30,6 +30,7 @@ import random
 import secrets
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 from gateway.config import RouteSettings, Settings, SpoolSettings
@@ -37,6 +38,7 @@ from gateway.errors import BadGatewayError, GatewayTimeoutError
 from gateway.forward.h1pool import ConnectFailed, UpstreamAnswer
 from gateway.forward.upstream import Forwarder
 from gateway.spool import store
+from gateway.spool.lanes import BATCH, RouteStream
 from gateway.spool.writer import Spool, SpoolError
 
 __all__ = ["Deliverer", "DeliveryRuntime", "RuntimeSource", "backoff_seconds", "excerpt"]
@@ -59,7 +61,6 @@ class RuntimeSource(Protocol):
 
 log = logging.getLogger(__name__)
 
-BATCH = 32  # items claimed per transaction
 POLL_SECONDS = 0.25  # what other workers accepted, and backoffs that ended, are seen this fast
 HOUSEKEEPING_SECONDS = 1.0
 _LEASE_MARGIN_SECONDS = 30.0
@@ -128,8 +129,7 @@ class Deliverer:
                     log.error("spool unavailable reason_id=spool_unavailable error=%r",
                               str(exc), extra={"reason_id": "spool_unavailable"})
                 self._failing = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(spool.wake.wait(), POLL_SECONDS)
+            await spool.wake.wait(POLL_SECONDS)
 
     async def stop(self, seconds: float = 5.0) -> None:
         """Stop claiming; let deliveries in flight finish for ``seconds``, then cancel them
@@ -173,49 +173,33 @@ class Deliverer:
 
     async def _deliver(self, runtime: DeliveryRuntime, route: RouteSettings,
                        items: list[store.Item]) -> None:
-        """Send a claimed batch in order, at most ``concurrency`` at once; the first retry
-        halts the rest, which are given back untried."""
-        runtime.active += 1  # its forwarder's pools stay open until this batch is done
-        window = asyncio.Semaphore(self._settings.concurrency)
-        halted = False
-        sends: list[asyncio.Task[bool]] = []
-        untried: list[int] = []
-        # Deletions of delivered items are not awaited one by one: the next send goes out
-        # at once and the writer commits the deletions together.
-        deletions: list[asyncio.Future[None]] = []
-
-        async def one(item: store.Item) -> bool:
-            try:
-                return await self._send(runtime, route, item, deletions)
-            except SpoolError:
-                return False  # the outcome was not recorded: the lease expires, it is tried again
-            finally:
-                window.release()
-
+        """Send a claimed batch, and the route's next batches while they last, in order, at
+        most ``concurrency`` at once (``lanes.py``); the first retry halts the run."""
+        runtime.active += 1  # its forwarder's pools stay open until this run is done
+        stream = RouteStream(
+            self._spool.writer, route.path, self.owner, self._lease(route),
+            self._settings.concurrency, functools.partial(self._try, runtime, route),
+            stopping=lambda: self._stopping,
+            # A reload's new runtime claims for its own routes: this run only finishes
+            # what it holds.
+            renew=lambda: not self._stopping and self._slot.current is runtime)
         try:
-            for item in items:
-                await window.acquire()
-                halted = halted or any(t.done() and not t.result() for t in sends)
-                if halted or self._stopping:
-                    window.release()
-                    untried.append(item.id)
-                    continue
-                sends.append(asyncio.get_running_loop().create_task(one(item)))
-            await asyncio.gather(*sends)
-            for failed in await asyncio.gather(*deletions, return_exceptions=True):
-                if isinstance(failed, Exception):
-                    # The item stays, leased: it is delivered again when the lease expires.
-                    log.error("spool deletion failed reason_id=spool_unwritable error=%r",
-                              str(failed), extra={"reason_id": "spool_unwritable"})
+            await stream.run(items)
         finally:
             runtime.active -= 1
-            if untried:
-                with contextlib.suppress(SpoolError):
-                    await self._spool.writer.call(store.release, untried, self.owner)
+
+    async def _try(self, runtime: DeliveryRuntime, route: RouteSettings, item: store.Item,
+                   deletions: list[asyncio.Future[None]], halt: Callable[[], None]) -> bool:
+        try:
+            return await self._send(runtime, route, item, deletions, halt)
+        except SpoolError:
+            return False  # the outcome was not recorded: the lease expires, it is tried again
 
     async def _send(self, runtime: DeliveryRuntime, route: RouteSettings, item: store.Item,
-                    deletions: list[asyncio.Future[None]]) -> bool:
-        """One try; False when the item must wait (the route's batch halts)."""
+                    deletions: list[asyncio.Future[None]], halt: Callable[[], None]) -> bool:
+        """One try; False when the item must wait (the route's run halts). ``halt()`` is
+        called as soon as that is known, before the retry is recorded, so no other lane
+        sends an item past it meanwhile."""
         answer: UpstreamAnswer | None = None
         try:
             answer = await runtime.forwarder.send(route, item.method, item.query, item.fields,
@@ -223,14 +207,18 @@ class Deliverer:
         except (BadGatewayError, GatewayTimeoutError) as exc:
             # A connection that never opened never reached the backend: not an attempt.
             counted = not isinstance(exc.__cause__, ConnectFailed)
+            halt()
             return await self._retry(route, item, exc.error, None, counted=counted)
         status = answer.status
         writer = self._spool.writer
         if 200 <= status < 300:
-            deletions.append(asyncio.ensure_future(writer.call(store.delivered, item.id)))
+            # Not awaited: the next send goes out at once, the writer commits the
+            # deletions together (the stream checks them).
+            deletions.append(writer.submit(store.delivered, item.id))
             self._spool.counts[f"gateway_spool_delivered_total:{route.path}"] += 1
             return True
         if status >= 500 or status in _RETRYABLE:
+            halt()
             return await self._retry(route, item, f"status {status}", status, counted=True)
         await writer.call(store.dead_letter, item.id, status, excerpt(answer.body))
         self._dead(route, item, status, "backend refused")

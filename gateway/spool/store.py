@@ -152,15 +152,18 @@ def insert(db: sqlite3.Connection, route: str, method: str, query: str, fields: 
 
 
 def claim(db: sqlite3.Connection, route: str, owner: str, now: float, limit: int,
-          lease_seconds: float) -> list[Item]:
+          lease_seconds: float, *, after: int = 0) -> list[Item]:
     """Lease up to ``limit`` of ``route``'s first items to ``owner``, in arrival order.
 
     Nothing when another owner holds a live lease on any of them (one deliverer per route at
     a time keeps the order), when the head is backing off (nothing overtakes it) or when
-    ``owner`` already has items of the route in flight."""
+    ``owner`` already has items of the route in flight. ``after``: the last id of a batch
+    ``owner`` is still delivering; the items behind it are claimed as if they were the head,
+    so the next batch is in hand before the current one ends (the others' leases and a head
+    backing off still stop it)."""
     rows = db.execute("SELECT id, lease_owner, lease_until, next_at, tries FROM items "
-                      "WHERE route = ? AND dead = 0 ORDER BY id LIMIT ?",
-                      (route, limit)).fetchall()
+                      "WHERE route = ? AND dead = 0 AND id > ? ORDER BY id LIMIT ?",
+                      (route, after, limit)).fetchall()
     if not rows or rows[0][3] > now:
         return []
     if any(lease_owner is not None and lease_until > now

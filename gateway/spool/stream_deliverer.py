@@ -139,7 +139,7 @@ class StreamDeliverer:
                               str(exc), extra={"reason_id": "spool_unavailable"})
                 self._failing = True
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._spool.wake.wait(), POLL_SECONDS)
+                await self._spool.wake.wait(POLL_SECONDS)
 
     async def stop(self, seconds: float = 5.0) -> None:
         """Stop claiming, let deliveries in flight finish for ``seconds``, then give the

@@ -43,7 +43,7 @@ from gateway.spool.local import SqliteStore
 if TYPE_CHECKING:
     from gateway.spool.backend import SpoolStore
 
-__all__ = ["Spool", "SpoolError", "SpoolWriter"]  # SpoolError: from backend.py
+__all__ = ["Spool", "SpoolError", "SpoolWriter", "Wake"]  # SpoolError: from backend.py
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,15 @@ class SpoolWriter:
         self._thread.start()
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self.submit(fn, *args)
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Queue ``fn(db, *args)`` now; the future resolves once its group is committed.
+        No task is made for it: the deliverer queues a deletion per item this way."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put((fn, args, future, loop))
-        return await future
+        return future
 
     async def close(self) -> None:
         """Finish what is queued, then close the connection and end the thread."""
@@ -153,6 +158,50 @@ def _resolve(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
             future.set_exception(value)
 
 
+class Wake:
+    """What wakes the deliverer (``spool/thread.py``), which waits on a loop of its own:
+    ``set`` may be called from any thread and, on the accept path, costs a flag unless the
+    deliverer is waiting right then."""
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Future[None]] | None = None
+
+    def set(self) -> None:
+        self._flag = True
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            loop, future = waiter
+            with contextlib.suppress(RuntimeError):  # a closed loop has nobody waiting
+                loop.call_soon_threadsafe(_settle, future)
+
+    def clear(self) -> None:
+        self._flag = False
+
+    async def wait(self, seconds: float) -> None:
+        """Return once set (at once if it is) or after ``seconds``."""
+        if self._flag:
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiter = (loop, future)
+        if self._flag:  # set between the test and the publication of the waiter
+            self._waiter = None
+            return
+        try:
+            async with asyncio.timeout(seconds):
+                await future
+        except TimeoutError:
+            pass
+        finally:
+            self._waiter = None
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class Spool:
     """The spool of one process: its writer, the accept path and the spool's counters
     (``metrics.CounterSource``; the deliverer adds its own to ``counts``). ``store`` is
@@ -165,7 +214,7 @@ class Spool:
         self.store: SpoolStore = SqliteStore(settings, self.writer)
         self.counts: Counter[str] = Counter()
         # Set on every accept: the deliverer of this process starts at once, not at its poll.
-        self.wake = asyncio.Event()
+        self.wake = Wake()
 
     def counters(self) -> dict[str, int]:
         counts = dict(self.counts)

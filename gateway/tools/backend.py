@@ -9,10 +9,10 @@ push's users and segments.
 
 Two paths belong to the tool, not to the legacy API:
 
-* ``GET /_stats``: the counters, the current status and delay, the most pushes it was
-  answering at once (``in_flight_peak``: with a delay, how many senders overlapped), and
-  the last push's method, path and headers (so tests and the demo can see exactly what the
-  gateway forwarded);
+* ``GET /_stats``: the counters, the current status and delay, the pushes in flight now and
+  the most ever in flight at once (``max_in_flight``: with a fixed delay, what the caller's
+  concurrency really was, so a benchmark knows the cap it set), and the last push's method,
+  path and headers (so tests and the demo can see exactly what the gateway forwarded);
 * ``POST /_control``: ``{"status": 500, "delay": 0.5, "reset": true}`` changes the answer at
   run time, so fault tests and the demo make the backend fail without restarting it.
 """
@@ -46,7 +46,7 @@ class _Backend:
         self.delay = _check_delay(delay)
         self.record = record
         self.file: IO[str] | None = None
-        self.in_flight = 0
+        self.in_flight = 0  # not reset: pushes in flight at a reset still end
         self.reset()
 
     def reset(self) -> None:
@@ -54,18 +54,18 @@ class _Backend:
         self.bytes = 0
         self.users = 0
         self.segments = 0
+        self.max_in_flight = self.in_flight
         self.last: dict[str, Any] | None = None
-        self.in_flight_peak = self.in_flight  # pushes being answered now outlive a reset
 
     async def push(self, request: web.Request) -> web.Response:
         self.in_flight += 1
-        self.in_flight_peak = max(self.in_flight_peak, self.in_flight)
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            return await self._answer(request)
+            return await self._push(request)
         finally:
             self.in_flight -= 1
 
-    async def _answer(self, request: web.Request) -> web.Response:
+    async def _push(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.requests += 1
         count = self.requests
@@ -98,8 +98,8 @@ class _Backend:
         return web.json_response({
             "requests": self.requests, "bytes": self.bytes, "users": self.users,
             "segments": self.segments,
-            "status": self.status, "delay": self.delay, "last": self.last,
-            "in_flight_peak": self.in_flight_peak,
+            "status": self.status, "delay": self.delay, "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight, "last": self.last,
         })
 
     async def control(self, request: web.Request) -> web.Response:

@@ -151,7 +151,7 @@ async def test_two_live_instances_never_deliver_a_route_at_once(
         async with session.get(f"http://127.0.0.1:{backend_port}/_stats") as response:
             stats = await response.json()
     assert received == sent  # once each, in arrival order
-    assert stats["in_flight_peak"] == 1, "two deliveries of the route overlapped"
+    assert stats["max_in_flight"] == 1, "two deliveries of the route overlapped"
 
 
 async def _offsets(primary: redis.Redis, replica: redis.Redis) -> bool:

@@ -66,6 +66,23 @@ def test_a_route_with_live_leases_is_nobody_elses(db: sqlite3.Connection) -> Non
     assert _claim(db, "b", route="/other") == []  # other routes: nothing stored
 
 
+def test_the_batch_behind_ones_own_is_claimed_ahead_and_nobody_elses(
+        db: sqlite3.Connection) -> None:
+    ids = _put(db, 6)
+    assert _claim(db, "a", limit=2) == ids[:2]
+    with store.transaction(db):  # a's batch in flight: the next one, in order, behind it
+        ahead = [i.id for i in store.claim(db, ROUTE, "a", 1000.0, 2, 60.0, after=ids[1])]
+    assert ahead == ids[2:4]
+    assert _claim(db, "b") == []  # a's leases still hold the head
+    with store.transaction(db):  # and a lease behind the point stops a claim ahead too
+        assert store.claim(db, ROUTE, "b", 1000.0, 2, 60.0, after=ids[1]) == []
+    with store.transaction(db):
+        store.retry_later(db, ids[4], 1010.0, "status 503", 503, counted=True,
+                          max_attempts=30)
+        # a head backing off is not overtaken by a claim ahead either
+        assert store.claim(db, ROUTE, "a", 1000.0, 2, 60.0, after=ids[3]) == []
+
+
 def test_expired_leases_are_claimed_again(db: sqlite3.Connection) -> None:
     ids = _put(db, 2)
     assert _claim(db, "a", now=1000.0) == ids

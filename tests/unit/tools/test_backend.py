@@ -112,3 +112,19 @@ async def test_run_backend_prints_its_address_and_stops_on_sigterm(tmp_path: Pat
     process.send_signal(signal.SIGTERM)
     await asyncio.wait_for(process.communicate(), 20)
     assert process.returncode == 0
+
+
+async def test_stats_count_pushes_in_flight_at_once(aiohttp_client: AiohttpClient) -> None:
+    client = await backend(aiohttp_client)
+    await client.post("/_control", json={"delay": 0.2})
+    pushes = [asyncio.ensure_future(client.post("/segments/aam", data=SEED_BODY))
+              for _ in range(3)]
+    async with asyncio.timeout(10):
+        while (await (await client.get("/_stats")).json())["in_flight"] < 3:
+            await asyncio.sleep(0.01)
+        for answer in await asyncio.gather(*pushes):
+            assert answer.status == 200
+    stats = await (await client.get("/_stats")).json()
+    assert (stats["in_flight"], stats["max_in_flight"]) == (0, 3)
+    await client.post("/_control", json={"reset": True})
+    assert (await (await client.get("/_stats")).json())["max_in_flight"] == 0
