@@ -204,12 +204,12 @@ class Traffic:
         else:
             self.note("opaque_token", await self.fetch_token(session, opaque=OPAQUE))
 
-    async def worker(self, until: float, keepalive: bool) -> None:
+    async def worker(self, until: float, keepalive: bool, enough: int | None = None) -> None:
         connector = aiohttp.TCPConnector(ssl=self.context, force_close=not keepalive)
         async with aiohttp.ClientSession(connector=connector) as session:
             if not self.token:
                 await self.fetch_token(session)
-            while time.monotonic() < until:
+            while time.monotonic() < until and (enough is None or self.requests < enough):
                 try:
                     await self.one(session)
                 except (aiohttp.ClientError, OSError, TimeoutError) as exc:

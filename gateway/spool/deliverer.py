@@ -34,10 +34,9 @@ from collections.abc import Callable
 from typing import Protocol
 
 from gateway.config import RouteSettings, Settings, SpoolSettings
-from gateway.errors import BadGatewayError, GatewayTimeoutError
-from gateway.forward.h1pool import ConnectFailed, UpstreamAnswer
 from gateway.forward.upstream import Forwarder
 from gateway.spool import store
+from gateway.spool.attempt import attempt, excerpt, note_dead, watch_run
 from gateway.spool.lanes import BATCH, RouteStream
 from gateway.spool.writer import Spool, SpoolError
 
@@ -64,7 +63,6 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 0.25  # what other workers accepted, and backoffs that ended, are seen this fast
 HOUSEKEEPING_SECONDS = 1.0
 _LEASE_MARGIN_SECONDS = 30.0
-_RETRYABLE = frozenset({408, 429})
 
 
 def backoff_seconds(attempt: int, initial: float, most: float,
@@ -73,12 +71,6 @@ def backoff_seconds(attempt: int, initial: float, most: float,
     of which a random half is jitter (so retries of many items do not march in step)."""
     ceiling = min(most, initial * 2.0 ** min(max(attempt - 1, 0), 62))
     return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
-
-
-def excerpt(body: bytes, limit: int = 200) -> str:
-    """The start of a backend's answer, printable ASCII only, for the dead-letter list."""
-    text = body[:limit].decode("utf-8", "replace")
-    return "".join(c if " " <= c <= "~" else " " for c in text).strip()
 
 
 def _pid_alive(owner: str) -> bool:
@@ -157,19 +149,7 @@ class Deliverer:
 
     def _start(self, runtime: DeliveryRuntime, route: RouteSettings,
                items: list[store.Item]) -> None:
-        task = asyncio.get_running_loop().create_task(self._deliver(runtime, route, items))
-        self._busy[route.path] = task
-
-        def done(finished: asyncio.Task[None]) -> None:
-            self._busy.pop(route.path, None)
-            self._spool.wake.set()  # claim the route's next batch at once
-            if not finished.cancelled() and finished.exception() is not None:
-                # Its leases expire and the items are tried again; never a silent stop.
-                log.error("spool delivery failed reason_id=spool_delivery_failed route=%r",
-                          route.path, exc_info=finished.exception(),
-                          extra={"reason_id": "spool_delivery_failed"})
-
-        task.add_done_callback(done)
+        watch_run(self._busy, route.path, self._deliver(runtime, route, items), self._spool.wake)
 
     async def _deliver(self, runtime: DeliveryRuntime, route: RouteSettings,
                        items: list[store.Item]) -> None:
@@ -200,28 +180,20 @@ class Deliverer:
         """One try; False when the item must wait (the route's run halts). ``halt()`` is
         called as soon as that is known, before the retry is recorded, so no other lane
         sends an item past it meanwhile."""
-        answer: UpstreamAnswer | None = None
-        try:
-            answer = await runtime.forwarder.send(route, item.method, item.query, item.fields,
-                                                  item.body)
-        except (BadGatewayError, GatewayTimeoutError) as exc:
-            # A connection that never opened never reached the backend: not an attempt.
-            counted = not isinstance(exc.__cause__, ConnectFailed)
-            halt()
-            return await self._retry(route, item, exc.error, None, counted=counted)
-        status = answer.status
-        writer = self._spool.writer
-        if 200 <= status < 300:
+        outcome = await attempt(runtime.forwarder, route, item.method, item.query,
+                                item.fields, item.body)
+        if outcome.kind == "delivered":
             # Not awaited: the next send goes out at once, the writer commits the
             # deletions together (the stream checks them).
-            deletions.append(writer.submit(store.delivered, item.id))
+            deletions.append(self._spool.writer.submit(store.delivered, item.id))
             self._spool.counts[f"gateway_spool_delivered_total:{route.path}"] += 1
             return True
-        if status >= 500 or status in _RETRYABLE:
+        if outcome.kind == "retry":
             halt()
-            return await self._retry(route, item, f"status {status}", status, counted=True)
-        await writer.call(store.dead_letter, item.id, status, excerpt(answer.body))
-        self._dead(route, item, status, "backend refused")
+            return await self._retry(route, item, outcome.error, outcome.status,
+                                     counted=outcome.counted)
+        await self._spool.writer.call(store.dead_letter, item.id, outcome.status, outcome.error)
+        note_dead(self._spool.counts, route.path, item.id, outcome.status, "backend refused")
         return True
 
     async def _retry(self, route: RouteSettings, item: store.Item, error: str,
@@ -233,17 +205,10 @@ class Deliverer:
             store.retry_later, counted=counted, max_attempts=settings.max_attempts),
             item.id, time.time() + wait, error, status)
         if dead:
-            self._dead(route, item, status, "max_attempts reached")
+            note_dead(self._spool.counts, route.path, item.id, status, "max_attempts reached")
             return True  # the next item may go: this one is out of the queue
         self._spool.counts[f"gateway_spool_retries_total:{route.path}"] += 1
         return False
-
-    def _dead(self, route: RouteSettings, item: store.Item, status: int | None,
-              why: str) -> None:
-        self._spool.counts[f"gateway_spool_dead_letters_total:{route.path}"] += 1
-        log.warning("spool item dead-lettered reason_id=spool_dead_letter id=%r route=%r "
-                    "status=%r why=%r", item.id, route.path, status, why,
-                    extra={"reason_id": "spool_dead_letter"})
 
     async def _housekeeping(self) -> None:
         """Dead-letter what is too old; free the leases of processes that died."""

@@ -34,11 +34,10 @@ import secrets
 import time
 
 from gateway.config import RouteSettings
-from gateway.errors import BadGatewayError, GatewayTimeoutError
-from gateway.forward.h1pool import ConnectFailed, UpstreamAnswer
 from gateway.spool import stream_admin
+from gateway.spool.attempt import attempt, note_dead, watch_run
 from gateway.spool.backend import SpoolError
-from gateway.spool.deliverer import DeliveryRuntime, RuntimeSource, backoff_seconds, excerpt
+from gateway.spool.deliverer import DeliveryRuntime, RuntimeSource, backoff_seconds
 from gateway.spool.stream import StreamItem
 from gateway.spool.stream_fallback import FallbackStore
 from gateway.spool.writer import Spool
@@ -55,7 +54,6 @@ RENEW_SECONDS = 1.0
 LEASE_MARGIN_SECONDS = 3.0  # a lease lasts the route's timeout plus this
 _SEND_MARGIN_SECONDS = 0.5
 _RELEASE_SECONDS = 2.0
-_RETRYABLE = frozenset({408, 429})  # as for the SQLite spool, with every 5xx
 
 
 class _Lease:
@@ -168,19 +166,8 @@ class StreamDeliverer:
 
     def _start(self, runtime: DeliveryRuntime, route: RouteSettings, items: list[StreamItem],
                lease: _Lease) -> None:
-        task = asyncio.get_running_loop().create_task(self._deliver(runtime, route, items, lease))
-        self._busy[route.path] = task
-
-        def done(finished: asyncio.Task[None]) -> None:
-            self._busy.pop(route.path, None)
-            self._spool.wake.set()  # claim the route's next batch at once
-            if not finished.cancelled() and finished.exception() is not None:
-                # The entries stay pending: the next claim, here or elsewhere, retries them.
-                log.error("spool delivery failed reason_id=spool_delivery_failed route=%r",
-                          route.path, exc_info=finished.exception(),
-                          extra={"reason_id": "spool_delivery_failed"})
-
-        task.add_done_callback(done)
+        watch_run(self._busy, route.path, self._deliver(runtime, route, items, lease),
+                  self._spool.wake)
 
     async def _deliver(self, runtime: DeliveryRuntime, route: RouteSettings,
                        items: list[StreamItem], lease: _Lease) -> None:
@@ -229,24 +216,18 @@ class StreamDeliverer:
     async def _send(self, runtime: DeliveryRuntime, route: RouteSettings, item: StreamItem,
                     delivered: list[StreamItem]) -> bool:
         """One try; False when the entry must wait (the route's batch halts)."""
-        answer: UpstreamAnswer | None = None
-        try:
-            answer = await runtime.forwarder.send(route, item.method, item.query, item.fields,
-                                                  item.body)
-        except (BadGatewayError, GatewayTimeoutError) as exc:
-            # A connection that never opened never reached the backend: not an attempt.
-            counted = not isinstance(exc.__cause__, ConnectFailed)
-            return await self._retry(route, item, exc.error, None, counted=counted)
-        status = answer.status
-        counts = self._spool.counts
-        if 200 <= status < 300:
+        outcome = await attempt(runtime.forwarder, route, item.method, item.query,
+                                item.fields, item.body)
+        if outcome.kind == "delivered":
             delivered.append(item)
-            counts[f"gateway_spool_delivered_total:{route.path}"] += 1
+            self._spool.counts[f"gateway_spool_delivered_total:{route.path}"] += 1
             return True
-        if status >= 500 or status in _RETRYABLE:
-            return await self._retry(route, item, f"status {status}", status, counted=True)
-        await self.stream.dead_letter(item, status, excerpt(answer.body))
-        self._dead(route, item, status, "backend refused")
+        if outcome.kind == "retry":
+            return await self._retry(route, item, outcome.error, outcome.status,
+                                     counted=outcome.counted)
+        assert outcome.status is not None  # a refusal always has the backend's status
+        await self.stream.dead_letter(item, outcome.status, outcome.error)
+        note_dead(self._spool.counts, route.path, item.id, outcome.status, "backend refused")
         return True
 
     async def _retry(self, route: RouteSettings, item: StreamItem, error: str,
@@ -255,17 +236,10 @@ class StreamDeliverer:
         wait = backoff_seconds(item.tries + 1, settings.retry_initial_seconds,
                                settings.retry_max_seconds)
         if await self.stream.retry_later(item, wait, error, status, counted=counted):
-            self._dead(route, item, status, "max_attempts reached")
+            note_dead(self._spool.counts, route.path, item.id, status, "max_attempts reached")
             return True  # the next entry may go: this one is out of the queue
         self._spool.counts[f"gateway_spool_retries_total:{route.path}"] += 1
         return False
-
-    def _dead(self, route: RouteSettings, item: StreamItem, status: int | None,
-              why: str) -> None:
-        self._spool.counts[f"gateway_spool_dead_letters_total:{route.path}"] += 1
-        log.warning("spool item dead-lettered reason_id=spool_dead_letter id=%r route=%r "
-                    "status=%r why=%r", item.id, route.path, status, why,
-                    extra={"reason_id": "spool_dead_letter"})
 
 
 def _ttl(route: RouteSettings) -> float:

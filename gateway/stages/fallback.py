@@ -28,6 +28,7 @@ from gateway.errors import BadGatewayError, GatewayTimeoutError, ServiceUnavaila
 from gateway.forward.upstream import Forwarder
 from gateway.keys import TRACE, UPSTREAM_STATUS
 from gateway.observe.metrics import Metrics
+from gateway.spool.attempt import RETRYABLE  # the deliverer's rule: what is worth a retry
 from gateway.spool.writer import Spool
 
 __all__ = ["ANSWER_BY_SECONDS", "SPOOL_RESERVE_SECONDS", "Fallback"]
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 ANSWER_BY_SECONDS: Final = 2.8
 # A spool write commits with one fsync, shared by a group (spool/writer.py): well under this.
 SPOOL_RESERVE_SECONDS: Final = 0.3
-_RETRYABLE: Final = frozenset({408, 429})
 # Less than this left for the backend: spool at once rather than send a request whose
 # answer could not be waited for.
 _MIN_FORWARD_SECONDS: Final = 0.05
@@ -81,9 +81,9 @@ class Fallback:
             else:
                 status = response[UPSTREAM_STATUS]
                 trace.upstream_status = status
-                if status < 500 and status not in _RETRYABLE:
+                if status < 500 and status not in RETRYABLE:
                     return response
-                reason = str(status) if status in _RETRYABLE else "5xx"
+                reason = str(status) if status in RETRYABLE else "5xx"
             finally:
                 self._metrics.observe_upstream(route.path, clock() - started)
         try:
