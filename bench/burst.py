@@ -71,10 +71,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--slice", type=float, default=5.0,
                         help="seconds per wrk run, one row of the report (default 5)")
     parser.add_argument("--connections", type=int, default=50, help="wrk connections")
-    parser.add_argument("--delay", type=float, default=0.01,
-                        help="the backend's service time, seconds (default 0.01)")
-    parser.add_argument("--concurrency", type=int, default=4,
-                        help="spool.concurrency: deliveries in flight (default 4)")
+    parser.add_argument("--delay", type=float, default=0.05,
+                        help="the backend's service time, seconds (default 0.05)")
+    parser.add_argument("--concurrency", type=int, default=16,
+                        help="spool.concurrency: deliveries in flight (default 16)")
     parser.add_argument("--route", choices=("spool", "fallback", "both"), default="both")
     parser.add_argument("--results", type=Path, default=BENCH / "results")
     parser.add_argument("--no-save", action="store_true")

@@ -54,7 +54,6 @@ import json
 import os
 import random
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -70,6 +69,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load import have_wrk, run_wrk, write_script
+from procs import free_port, wait_port
 from soak_traffic import CLIENT_ID, OPAQUE, SECRET, Traffic, connection_burst
 
 from gateway.config.hashes import hash_opaque, hash_secret
@@ -90,12 +90,6 @@ class Sample:
     fds: int
     threads: int
     requests: int
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def proc_figures(pid: int) -> tuple[int, int, int]:
@@ -130,16 +124,6 @@ def write_setup(directory: Path, https: int, admin: int, backend: int) -> Path:
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-def wait_port(port: int, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on port {port}")
 
 
 async def wrk_stream(traffic: Traffic, directory: Path, connections: int, until: float,
@@ -220,18 +204,24 @@ async def bursts(count: int, gateway_pid: int, https: int, context: ssl.SSLConte
 
 
 def slope(samples: list[Sample], after: int = 1_000_000) -> float | None:
-    """MiB of RSS per million requests past ``after`` (least squares), or None."""
-    points = [(s.requests / 1e6, s.rss_kib / 1024) for s in samples[:-1] if s.requests >= after]
-    if len(points) < 3 or points[-1][0] - points[0][0] < 0.5:
+    """MiB of RSS per million requests past ``after``: least squares over the medians of
+    consecutive minutes (six samples), so the transient peaks of 1 MiB bodies in flight do
+    not pass for growth; None when there is too little to fit."""
+    points = [s for s in samples[:-1] if s.requests >= after]
+    size = int(60 / SAMPLE_SECONDS)
+    minutes = [points[i:i + size] for i in range(0, len(points) - size + 1, size)]
+    xs = [statistics.median(s.requests for s in m) / 1e6 for m in minutes]
+    ys = [statistics.median(s.rss_kib for s in m) / 1024 for m in minutes]
+    if len(xs) < 3 or xs[-1] - xs[0] < 0.5:
         return None
-    return statistics.linear_regression([x for x, _ in points], [y for _, y in points]).slope
+    return statistics.linear_regression(xs, ys).slope
 
 
 def curve(samples: list[Sample]) -> list[tuple[int, float]]:
     """(requests, RSS MiB) at the first sample past each million."""
     marks: list[tuple[int, float]] = []
     for s in samples[:-1]:
-        if s.requests >= (len(marks) + 1) * 1_000_000 or not marks:
+        if s.requests >= len(marks) * 1_000_000:
             marks.append((s.requests, s.rss_kib / 1024))
     return marks
 
@@ -294,11 +284,11 @@ def main() -> int:
                               str(backend)], stdout=subprocess.DEVNULL),
         ]
         try:
-            wait_port(backend, time.monotonic() + 15)
+            wait_port(backend, 15)
             gateway = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "-c",
                                         str(config)], stdout=subprocess.DEVNULL)
             procs.append(gateway)
-            wait_port(https, time.monotonic() + 30)
+            wait_port(https, 30)
             context = ssl.create_default_context(cafile=str(directory / "ca.crt"))
             if args.bursts:
                 print("RSS MiB after each burst:", asyncio.run(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 from collections.abc import Callable
 
@@ -35,6 +36,9 @@ __all__ = ["DeliveryThread"]
 
 _JANITOR_SECONDS = 1.0
 _START_SECONDS = 30.0
+# How long a thread waiting for the GIL lets the serving thread run before it asks for it:
+# the deliverer needs it once or twice per item, so this bounds what each item waits.
+SWITCH_SECONDS = 0.001
 
 
 class _Runtime:
@@ -97,6 +101,9 @@ class DeliveryThread:
                                         daemon=True)
 
     def start(self) -> None:
+        # Process-wide: the serving thread is asked for the GIL after 1 ms instead of
+        # 5 ms, only while another thread waits for it (this one, the spool writer).
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_SECONDS))
         self._thread.start()
         if not self._ready.wait(_START_SECONDS):
             raise RuntimeError("the spool deliverer's thread did not start")
