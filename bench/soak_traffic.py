@@ -60,7 +60,6 @@ class Traffic:
         self.token = ""
         self.counts: Counter[str] = Counter()
         self.unexpected: Counter[str] = Counter()
-        self.extra = 0  # answers counted elsewhere (the soak's wrk stream)
         self.payloads = [make_payload_bytes(users, random.Random(users))
                          for users in (1, 10, 100)]
         # Held while a connection burst is open, so a sample never counts its descriptors.
@@ -68,7 +67,7 @@ class Traffic:
 
     @property
     def requests(self) -> int:
-        return sum(self.counts.values()) + self.extra
+        return sum(self.counts.values())
 
     def note(self, kind: str, status: int) -> None:
         self.counts[kind] += 1
