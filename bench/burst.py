@@ -17,9 +17,8 @@ drain, and nothing lost: every push the gateway accepted is in the backend's rec
 for a ``delivery: fallback`` route when this checkout's configuration accepts that key, and
 is skipped with the configuration's own error otherwise.
 
-    python bench/burst.py                          # 100,000 messages, ~3-5 minutes
-    python bench/burst.py --messages 20000 --no-save
-    python bench/burst.py --delay 0.02 --concurrency 8
+    python bench/burst.py                          # 100,000 messages, ~6-8 minutes
+    python bench/burst.py --messages 30000 --delay 0.01 --concurrency 4 --no-save
 """
 
 from __future__ import annotations
@@ -141,8 +140,7 @@ class Sampler:
         return thread
 
     def stop(self, thread: threading.Thread) -> None:
-        self._stop.set()
-        thread.join(15)
+        self._stop.set(), thread.join(15)
 
 
 class Burst(Bench):
@@ -248,14 +246,13 @@ class Burst(Bench):
             time.sleep(0.5)
             at_end = sampler.take()
         sampler.stop(thread)
-        outcome.samples = list(sampler.samples)
-        outcome.first = first
+        outcome.samples, outcome.first = list(sampler.samples), first
         outcome.drain_seconds = at_end.second - outcome.burst_seconds
         metrics = spool_metrics(admin)
         outcome.accepted = int(metrics.get("gateway_spool_accepted_total", 0))
         outcome.depth_left = int(metrics.get("gateway_spool_depth", 0))
-        stats = _get_json(f"http://127.0.0.1:{self.backend_port}/_stats")
-        outcome.max_in_flight = int(stats["max_in_flight"])
+        outcome.max_in_flight = int(
+            _get_json(f"http://127.0.0.1:{self.backend_port}/_stats")["max_in_flight"])
         outcome.records, outcome.distinct, outcome.refused_records = delivered_records(
             self.record, ROUTE)
         self.record.write_bytes(b"")  # the next route's count starts at zero
