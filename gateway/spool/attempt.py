@@ -25,7 +25,8 @@ from gateway.config import RouteSettings
 from gateway.errors import BadGatewayError, GatewayTimeoutError
 from gateway.forward.h1pool import ConnectFailed, UpstreamAnswer
 
-__all__ = ["RETRYABLE", "Outcome", "Wakes", "attempt", "excerpt", "note_dead", "watch_run"]
+__all__ = ["RETRYABLE", "Outcome", "Wakes", "attempt", "end_runs", "excerpt", "note_dead",
+           "watch_run"]
 
 log = logging.getLogger("gateway.spool.deliverer")
 
@@ -95,3 +96,14 @@ def watch_run(busy: dict[str, asyncio.Task[None]], route: str,
                       extra={"reason_id": "spool_delivery_failed"})
 
     task.add_done_callback(done)
+
+
+async def end_runs(busy: dict[str, asyncio.Task[None]], seconds: float) -> None:
+    """Let the routes' runs in flight finish for ``seconds``, then cancel what is left
+    (what a cancelled run held is tried again: leases expire, entries stay pending)."""
+    tasks = list(busy.values())
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

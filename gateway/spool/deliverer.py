@@ -36,7 +36,7 @@ from typing import Protocol
 from gateway.config import RouteSettings, Settings, SpoolSettings
 from gateway.forward.upstream import Forwarder
 from gateway.spool import store
-from gateway.spool.attempt import attempt, excerpt, note_dead, watch_run
+from gateway.spool.attempt import attempt, end_runs, excerpt, note_dead, watch_run
 from gateway.spool.lanes import BATCH, RouteStream
 from gateway.spool.writer import Spool, SpoolError
 
@@ -128,12 +128,7 @@ class Deliverer:
         (their leases are freed by the next process, which sees this pid gone)."""
         self._stopping = True
         self._spool.wake.set()
-        tasks = list(self._busy.values())
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=seconds)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await end_runs(self._busy, seconds)
 
     def _used(self, runtime: DeliveryRuntime) -> bool:
         """Whether this process has a spool to deliver: a spool route, or a spool file that

@@ -35,7 +35,7 @@ import time
 
 from gateway.config import RouteSettings
 from gateway.spool import stream_admin
-from gateway.spool.attempt import attempt, note_dead, watch_run
+from gateway.spool.attempt import attempt, end_runs, note_dead, watch_run
 from gateway.spool.backend import SpoolError
 from gateway.spool.deliverer import DeliveryRuntime, RuntimeSource, backoff_seconds
 from gateway.spool.stream import StreamItem
@@ -144,12 +144,7 @@ class StreamDeliverer:
         leases back so that another instance goes on at once."""
         self._stopping = True
         self._spool.wake.set()
-        tasks = list(self._busy.values())
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=seconds)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await end_runs(self._busy, seconds)
         # Bounded: a Redis that is away must not hold up the drain.
         with contextlib.suppress(SpoolError, TimeoutError):
             async with asyncio.timeout(_RELEASE_SECONDS):
