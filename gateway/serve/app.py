@@ -1,11 +1,14 @@
 """``create_app(settings)``: the public application.
 
-Middlewares, outermost first: front (request id, in-flight count, the one renderer of
-docs/architecture.md, refusal counts) → https (docs/security.md, HSTS). Routes: the OAuth endpoints
-and
-discovery (``oauth/``) in aiohttp's router, then one catch-all that dispatches to the
-protected routes of the *current* runtime (``runtime.py``), so a reload can add, change or
-remove routes; it answers 404 and 405 + ``Allow`` exactly as the router would.
+One middleware, ``front``: request id, in-flight count, HTTPS required (stage 1,
+``stages/https.py``), the one renderer of docs/architecture.md, refusal counts; one frame
+per request, not one per concern. HSTS is set where every answer passes, the guarded
+connection handler (``guards.py``). Routes: the OAuth endpoints and discovery (``oauth/``)
+in aiohttp's router, then the protected routes of the *current* runtime (``runtime.py``),
+so a reload can add, change or remove routes: the paths configured at start are plain
+resources of the router (found by one dictionary lookup), everything else falls to one
+catch-all, and both dispatch through the runtime of the moment; it answers 404 and 405 +
+``Allow`` exactly as the router would.
 
 The app owns the process's shared-state mirror (``shared.py``, refreshed in the
 background), its metrics and the runtime slot; ``reload.py`` swaps the runtime.
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from time import perf_counter
 
@@ -24,6 +28,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from gateway import keys
 from gateway.config import Settings
+from gateway.config.yamlpath import Network
 from gateway.errors import (
     ForbiddenError,
     GatewayError,
@@ -51,7 +56,7 @@ from gateway.serve.tls import server_context
 from gateway.spool.backend import open_deliverer, open_spool
 from gateway.spool.thread import DeliveryThread
 from gateway.spool.writer import Spool
-from gateway.stages.https import add_hsts, https_middleware
+from gateway.stages.https import check_https
 from gateway.stages.pipeline import request_id
 from gateway.stages.signature import SignatureError
 from gateway.state.mirror import SharedState
@@ -61,6 +66,9 @@ __all__ = ["create_app", "error_middleware"]
 
 log = logging.getLogger("gateway")
 
+# Paths the router takes literally and matches as the catch-all would (no pattern braces,
+# nothing its URL normalisation could rewrite).
+_PLAIN_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)+/?")
 _AUTH_ERRORS = (InvalidClientError, InvalidTokenError, MissingTokenError,
                 InsufficientScopeError, ForbiddenError)
 _PAYLOAD_ERRORS = (InvalidPayloadError, PayloadTooLargeError, UnsupportedMediaTypeError)
@@ -80,9 +88,11 @@ def _auth_reason(error: GatewayError) -> str | None:
     return None
 
 
-def front_middleware(metrics: Metrics, labels: dict[str, str]) -> Middleware:
-    """Request id and in-flight gauge for every request; every failure rendered once and
-    counted (authentication failures by reason, payload rejections by route)."""
+def front_middleware(metrics: Metrics, labels: dict[str, str],
+                     trusted_proxies: tuple[Network, ...] = ()) -> Middleware:
+    """Request id and in-flight gauge for every request, then HTTPS required before any
+    handler reads a header; every failure rendered once and counted (authentication
+    failures by reason, payload rejections by route)."""
 
     @web.middleware
     async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -90,6 +100,7 @@ def front_middleware(metrics: Metrics, labels: dict[str, str]) -> Middleware:
                                     trace_context(request.headers))
         metrics.inflight += 1
         try:
+            check_https(request, trusted_proxies)
             return await handler(request)
         except GatewayError as error:
             reason = _auth_reason(error)
@@ -145,10 +156,7 @@ def create_app(settings: Settings) -> web.Application:
     metrics.attach(spool)
     slot = RuntimeSlot(Runtime(settings, shared, metrics, spool), metrics, OAUTH_PATHS)
     app = web.Application(
-        middlewares=[
-            front_middleware(metrics, slot.labels),
-            https_middleware(trusted_proxies=settings.server.trusted_proxies),
-        ],
+        middlewares=[front_middleware(metrics, slot.labels, settings.server.trusted_proxies)],
         client_max_size=settings.server.max_body_bytes,
         # auto_decompress off: gzip request bodies are inflated by the header stage under
         # the body bound (a gzip bomb must cost at most max_body_bytes), and the signature
@@ -162,7 +170,6 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.RUNTIME] = slot
     app[keys.SPOOL] = spool
     app[keys.TLS_CONTEXT] = server_context(settings.server.tls)
-    app.on_response_prepare.append(add_hsts)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         await slot.start()
@@ -184,8 +191,13 @@ def create_app(settings: Settings) -> web.Application:
     setup_oauth(app, settings)
     fixed = {resource.canonical: tuple(sorted({route.method for route in resource}))
              for resource in app.router.resources()}
-    app.router.add_route("*", "/{tail:.*}", _dispatcher(slot, fixed),
-                         expect_handler=defer_continue)
+    dispatch = _dispatcher(slot, fixed)
+    for path in slot.current.routes:
+        if _PLAIN_PATH.fullmatch(path) and path not in fixed:
+            # A dictionary hit in the router instead of its walk up the path to the
+            # catch-all's pattern; a reload that drops the path gets 404 from dispatch.
+            app.router.add_route("*", path, dispatch, expect_handler=defer_continue)
+    app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=defer_continue)
     return app
 
 def spool_lifecycle(spool: Spool, slot: RuntimeSlot

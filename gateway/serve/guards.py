@@ -23,7 +23,9 @@ subclass that adds, per connection:
 * **HTTP/1.0 and HTTP/1.1 only**: any other version on the request line (``HTTP/0.9``,
   ``HTTP/2.0``) is ``505`` with the JSON body, written as HTTP/1.1, and the connection closes;
 * **no version disclosure**: every answer's ``Server`` is the fixed ``gateway``, never
-  aiohttp's ``Python/3.x aiohttp/3.x``.
+  aiohttp's ``Python/3.x aiohttp/3.x``;
+* **HSTS** (RFC 6797) on every answer over TLS, error answers included, and never over
+  plain HTTP (§7.2): whether the connection is TLS is read once, when it opens.
 
 TLS handshakes happen before a protocol exists, so the cap does not see them;
 ``GuardedTCPSite`` bounds each to ``handshake_seconds`` (asyncio's default is 60 s), so
@@ -61,6 +63,7 @@ from gateway.errors import (
 )
 from gateway.serve.connections import DEFAULT_LIMITS, ConnectionLimits, GuardedTCPSite, Registry
 from gateway.serve.expect import continue_withheld
+from gateway.stages.https import HSTS
 
 __all__ = ["DEFAULT_LIMITS", "SERVER_TOKEN", "ConnectionLimits", "GuardedAppRunner",
            "GuardedTCPSite"]
@@ -92,6 +95,7 @@ class _GuardedHandler(RequestHandler):
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._body: StreamReader | None = None
+        self._tls = False
 
     # -- the connection --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -104,6 +108,7 @@ class _GuardedHandler(RequestHandler):
             transport.close()
             return
         self._admitted = True
+        self._tls = transport.get_extra_info("sslcontext") is not None
         super().connection_made(transport)
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -207,7 +212,10 @@ class _GuardedHandler(RequestHandler):
             resp = render(InvalidRequestError())
             resp.set_status(status)
         if not resp.prepared:
-            resp.headers[hdrs.SERVER] = SERVER_TOKEN
+            headers = resp.headers
+            headers[hdrs.SERVER] = SERVER_TOKEN
+            if self._tls:
+                headers[hdrs.STRICT_TRANSPORT_SECURITY] = HSTS
             if continue_withheld(request):
                 # RFC 9110 §10.1.1: answered without asking for the body, which the client
                 # may send or not; the connection cannot carry another request, and is

@@ -9,21 +9,17 @@ holding a credential is read.
 
 from __future__ import annotations
 
-from aiohttp import hdrs, web
-from aiohttp.typedefs import Handler, Middleware
+from aiohttp import web
 
 from gateway.config.yamlpath import Network
 from gateway.errors import InsecureTransportError
 from gateway.peer import is_trusted_proxy
 
-__all__ = [
-    "HSTS", "add_hsts", "check_https", "https_middleware",
-]
+__all__ = ["HSTS", "check_https"]
 
-# RFC 6797: one year, subdomains included, on every response sent over TLS.
+# RFC 6797: one year, subdomains included, on every response sent over TLS (set by the
+# guarded connection handler, serve/guards.py, which every answer passes).
 HSTS = "max-age=31536000; includeSubDomains"
-
-
 
 
 def check_https(request: web.Request, trusted: tuple[Network, ...]) -> bool:
@@ -38,24 +34,3 @@ def check_https(request: web.Request, trusted: tuple[Network, ...]) -> bool:
         if len(values) == 1 and values[0].strip().lower() == "https":
             return False
     raise InsecureTransportError()
-
-
-
-
-def https_middleware(*, trusted_proxies: tuple[Network, ...]) -> Middleware:
-    """Refuse plain HTTP before any handler reads a header."""
-
-    @web.middleware
-    async def require_https(request: web.Request, handler: Handler) -> web.StreamResponse:
-        check_https(request, trusted_proxies)
-        return await handler(request)
-
-    return require_https
-
-
-async def add_hsts(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: HSTS on every answer sent over TLS, error answers included
-    (RFC 6797 §7.2: a host sends it over secure transport only)."""
-    transport = request.transport
-    if transport is not None and transport.get_extra_info("sslcontext") is not None:
-        response.headers[hdrs.STRICT_TRANSPORT_SECURITY] = HSTS

@@ -117,6 +117,22 @@ async def test_hsts_on_every_tls_response(gateway: RunningGateway,
             assert response.headers["Strict-Transport-Security"].startswith("max-age=")
 
 
+async def test_hsts_on_answers_made_before_any_middleware(
+        gateway: RunningGateway, client_ssl_ctx: ssl.SSLContext) -> None:
+    # A head that does not parse and a refused HTTP version are answered by the
+    # connection handler itself, not the application: HSTS all the same.
+    for request in (b"GET /x HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n",
+                    b"GET /x HTTP/2.0\r\nHost: a\r\n\r\n"):
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", gateway.ports["https"], ssl=client_ssl_ctx,
+            server_hostname="localhost")
+        writer.write(request)
+        head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).lower()
+        writer.close()
+        assert head.split(b" ")[1] in (b"400", b"505")
+        assert b"\r\nstrict-transport-security: max-age=31536000" in head
+
+
 async def test_unknown_path_404_and_wrong_method_405(gateway: RunningGateway,
                                                      session: aiohttp.ClientSession) -> None:
     base = f"https://localhost:{gateway.ports['https']}"

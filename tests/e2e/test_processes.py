@@ -60,13 +60,14 @@ async def launch(tmp_path: Path, cert_dir: Path, signing_keys: dict[str, Path],
         process.kill()
 
 
-async def _push(port: int, ssl: Any, token: str, request_id: str | None = None) -> int:
+async def _push(port: int, ssl: Any, token: str, request_id: str | None = None,
+                path: str = "/segments/aam") -> int:
     """One push on a fresh connection, so SO_REUSEPORT may pick either worker."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json",
                **({"X-Request-Id": request_id} if request_id else {})}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ssl,
                                                                     force_close=True)) as c, \
-            c.post(f"https://localhost:{port}/segments/aam", data=SEED_PAYLOAD,
+            c.post(f"https://localhost:{port}{path}", data=SEED_PAYLOAD,
                    headers=headers) as response:
         await response.read()
         return response.status
@@ -83,6 +84,23 @@ async def test_sighup_with_a_broken_file_keeps_serving(launch: Any, session: Any
     refused = await gateway.wait_for(lambda: gateway.reason("reload_invalid"))
     assert "routes[0].upstream" in refused[0]["message"]
     assert await _push(port, client_ssl_ctx, token) == 200
+
+
+async def test_sighup_moving_a_route_serves_the_new_path_and_404s_the_old(
+        launch: Any, session: Any, client_ssl_ctx: Any) -> None:
+    # The paths configured at start are plain resources of aiohttp's router (found by one
+    # lookup), and the router cannot change after start: the old path must still 404 and
+    # the new one, which only the catch-all sees, must serve.
+    gateway, config, path = launch()
+    port = (await gateway.serving())["https"]
+    token = await fetch_token(session, port)
+    assert await _push(port, client_ssl_ctx, token) == 200
+    config["routes"][0]["path"] = "/segments/moved"
+    path.write_text(yaml.safe_dump(config))
+    gateway.process.send_signal(signal.SIGHUP)
+    await gateway.wait_for(lambda: gateway.reason("reloaded"))
+    assert await _push(port, client_ssl_ctx, token) == 404
+    assert await _push(port, client_ssl_ctx, token, path="/segments/moved") == 200
 
 
 async def test_sighup_removing_a_client_refuses_its_token_within_a_second(
