@@ -35,6 +35,7 @@ from gateway.observe.metrics import Snapshot, write_snapshot
 from gateway.serve.admin import create_admin_app
 from gateway.serve.app import create_app
 from gateway.serve.bind import ListenError, listen_error
+from gateway.serve.collector import settle_collector
 from gateway.serve.control import validated
 from gateway.serve.guards import GuardedAppRunner, GuardedTCPSite
 from gateway.serve.pidfile import PidFile, PidFileError
@@ -166,6 +167,7 @@ async def _serve(settings: Settings, ready: Callable[[RunningGateway], None] | N
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     running = await start_gateway(settings, worker)
+    settle_collector()  # what start-up built lives as long as the process (collector.py)
     reloads: set[asyncio.Task[bool]] = set()
 
     def on_hangup() -> None:
