@@ -8,13 +8,10 @@ fragmented by long-lived small objects cannot give their pages back. Fixing the 
 turns the dynamic adjustment off, so large buffers are mapped and unmapped whole, and the
 top of the heap is trimmed past 1 MiB; with these settings the same traffic left 60 MiB.
 
-The mmap threshold sits above 256 KiB on purpose: uvloop reads every TLS record into a
-fresh 256 KiB ``bytes`` (``SSL_READ_MAX_SIZE``) and shrinks it to what arrived. At 128 KiB
-each such read was an ``mmap``, an ``mremap`` and a ``munmap`` (strace: one of each per
-request), about 15 % of a forwarded push's CPU; from the heap the buffer is carved off the
-top and given back at once, and a refused 1 MiB body is still mapped and unmapped whole.
-Two arenas are enough for the serving thread and the few helper threads (spool writer,
-deliverer, state), instead of up to eight per core, each holding its own free pages.
+uvloop's per-read TLS buffer (256 KiB) no longer comes from the allocator at all: the
+listener reads into one buffer per process (``reads.py``). It was a quarter-megabyte
+allocation per request; the soak showed both thresholds failing it (mapped at 128 KiB:
+three system calls per read; from the heap at 512 KiB: 150 MiB within a minute).
 
 The environment still wins: ``MALLOC_ARENA_MAX`` or ``MALLOC_MMAP_THRESHOLD_`` set by an
 operator are left alone. On a libc other than glibc this does nothing.
@@ -32,8 +29,7 @@ __all__ = ["MMAP_THRESHOLD_BYTES", "tune_allocator"]
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
-# Above uvloop's per-read TLS buffer (256 KiB), below the largest body the gateway refuses.
-MMAP_THRESHOLD_BYTES = 512 * 1024
+MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's starting value, fixed
 _SETTINGS = (
     ("MALLOC_MMAP_THRESHOLD_", _M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
     ("MALLOC_TRIM_THRESHOLD_", _M_TRIM_THRESHOLD, 1024 * 1024),
