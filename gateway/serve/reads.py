@@ -47,8 +47,9 @@ class BufferedReads(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.handler.connection_lost(exc)
 
-    def eof_received(self) -> bool | None:
-        return self.handler.eof_received()
+    def eof_received(self) -> None:
+        # aiohttp's handler returns None: the transport closes itself after a half-close.
+        self.handler.eof_received()
 
     def pause_writing(self) -> None:
         self.handler.pause_writing()
