@@ -1,0 +1,167 @@
+"""``python bench/floor.py``: the floor under the gateway's seed row, measured beside it.
+
+Three servers on the same certificate, the same sample backend and the same wrk script
+(the seed push with a valid token), measured in turns:
+
+* ``hello``: aiohttp with uvloop over TLS, answering 200 itself: no check, no forward;
+* ``forward``: the same, forwarding every body to the backend through the gateway's own
+  backend client (``gateway/forward/h1pool.py``), still no check;
+* ``gateway``: ``gateway serve``, one worker, every check of docs/architecture.md.
+
+``gateway`` minus ``forward`` is what the checks, the guards, the access log and the
+metrics cost; ``forward`` is what any aiohttp gateway on this machine pays before its first
+check. With ``--pin`` each server runs on core 1 and wrk and the backend on core 0, so the
+servers' CPU per request moves less between runs. Loopback only; every run is bounded by
+``--duration``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from fixtures import prepare
+from load import have_wrk, run_wrk, write_script
+from procs import Started, free_port, tree, wait_port
+from spool_row import SpoolBench
+
+_SERVERS = ("hello", "forward", "gateway")
+
+
+def _serve(mode: str, port: int, cert: str, key: str, backend_port: int) -> None:
+    """The ``hello`` and ``forward`` servers (run in a child process of this script)."""
+    import uvloop
+    from aiohttp import web
+
+    from gateway.forward.h1pool import H1Pool
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    head = b"POST /segments/aam HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+
+    async def main() -> None:
+        pool = H1Pool("127.0.0.1", backend_port, None, keepalive_timeout=30, max_idle=256)
+
+        async def hello(request: web.Request) -> web.Response:
+            await request.read()
+            return web.Response(body=b'{"ok":true}', content_type="application/json")
+
+        async def forward(request: web.Request) -> web.Response:
+            body = await request.read()
+            loop = asyncio.get_running_loop()
+            answer = await pool.exchange(
+                head + b"Content-Length: %d\r\n\r\n" % len(body) + body,
+                connect_timeout=2.0, deadline=loop.time() + 10.0)
+            return web.Response(body=answer.body, status=answer.status,
+                                content_type="application/json")
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", hello if mode == "hello" else forward)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context).start()
+        print("floor listening", flush=True)
+        await asyncio.Event().wait()
+
+    uvloop.run(main())
+
+
+def _pin(pids: list[int], core: int) -> None:
+    for pid in pids:
+        subprocess.run(["taskset", "-a", "-p", hex(1 << core), str(pid)],
+                       capture_output=True, check=False)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per run")
+    parser.add_argument("--repeats", type=int, default=3, help="turns of the three servers")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--pin", action="store_true", help="servers on core 1, the rest on 0")
+    parser.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        mode, port, cert, key, backend = args.serve
+        _serve(mode, int(port), cert, key, int(backend))
+        return 0
+    if not (1 <= args.duration <= 60 and 1 <= args.repeats <= 10
+            and 1 <= args.connections <= 1000):
+        parser.error("bounds: 1 <= --duration <= 60, 1 <= --repeats <= 10, "
+                     "1 <= --connections <= 1000")
+    if not have_wrk():
+        parser.error("needs wrk (apt-get install wrk)")
+    pin = args.pin and (os.cpu_count() or 1) >= 2
+    with tempfile.TemporaryDirectory(prefix="gateway-floor-") as tmp:
+        fx = prepare(Path(tmp), quick=True)
+        ns = argparse.Namespace(quick=True, only=[], duration=args.duration, warmup=1.0,
+                                connections=args.connections)
+        bench = SpoolBench(ns, fx, {"checks": [], "skipped": [], "machine": {"cores": 2}}, [])
+        try:
+            return _measure(args, bench, pin)
+        finally:
+            bench.procs.stop_all()
+
+
+def _measure(args: argparse.Namespace, bench: SpoolBench, pin: bool) -> int:
+    bench.backend = bench.procs.start(
+        "backend", [sys.executable, "-m", "gateway", "backend", "--port", "0"],
+        ready="backend listening")
+    bench.backend_port = int(bench.backend.line.rsplit(":", 1)[1])
+    servers: dict[str, tuple[Started, int]] = {}
+    for mode in ("hello", "forward"):
+        port = free_port()
+        servers[mode] = (bench.procs.start(mode, [
+            sys.executable, __file__, "--serve", mode, str(port), str(bench.fx.cert),
+            str(bench.fx.key), str(bench.backend_port)], ready="floor listening"), port)
+        wait_port(port)
+    servers["gateway"] = bench._start_gateway(1)
+    token = bench._gateway_token(servers["gateway"][1])
+    payload = bench.fx.payloads[0]
+    script = write_script(bench.fx.workdir / "floor.lua", method="POST", target="/segments/aam",
+                          headers={"Authorization": f"Bearer {token}",
+                                   "Content-Type": "application/json",
+                                   "Accept-Encoding": "gzip"}, bodies=payload.files)
+    if pin:  # wrk, started later by this process, inherits core 0
+        _pin([os.getpid(), *tree(bench.backend.pid)], 0)
+        for started, _ in servers.values():
+            _pin(tree(started.pid), 1)
+    results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in _SERVERS}
+    for _ in range(args.repeats):
+        for mode in _SERVERS:
+            started, port = servers[mode]
+            url = f"https://127.0.0.1:{port}/segments/aam"
+            run_wrk(url, script, connections=args.connections, seconds=1.0)  # warm-up
+            before = started.cpu()
+            load = run_wrk(url, script, connections=args.connections, seconds=args.duration)
+            used = started.cpu() - before
+            if load.non_2xx or load.socket_errors or not load.requests:
+                print(f"floor: {mode}: {load.non_2xx} non-2xx, {load.socket_errors} socket "
+                      "errors", file=sys.stderr)
+                return 1
+            results[mode].append((load.rps, used / load.requests * 1e6))
+            print(f"floor: {mode}: {load.rps:,.0f} req/s, {results[mode][-1][1]:.0f} us CPU "
+                  "per request", file=sys.stderr, flush=True)
+    command = "python " + " ".join(["bench/floor.py", *sys.argv[1:]])
+    when = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
+    print(f"# The floor under the gateway's seed row ({when})\n")
+    print(f"`{command}`: wrk -t1 -c{args.connections}, {args.duration:g} s per run, "
+          f"{args.repeats} turns, medians{', servers pinned to core 1' if pin else ''}\n")
+    print("| server | req/s | CPU per request |")
+    print("|---|---:|---:|")
+    for mode in _SERVERS:
+        rps = statistics.median(r for r, _ in results[mode])
+        cpu = statistics.median(c for _, c in results[mode])
+        print(f"| {mode} | {rps:,.0f} | {cpu:.0f} us |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
