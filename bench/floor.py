@@ -8,6 +8,10 @@ Three servers on the same certificate, the same sample backend and the same wrk 
   backend client (``gateway/forward/h1pool.py``), still no check;
 * ``gateway``: ``gateway serve``, one worker, every check of docs/architecture.md.
 
+With ``--baseline DIR`` (another checkout of the project, e.g. ``git worktree add DIR
+<commit>``) a fourth server, ``baseline``, is ``gateway serve`` from that tree, on the same
+configuration: a before-and-after of a change, measured in turns in one run.
+
 ``gateway`` minus ``forward`` is what the checks, the guards, the access log and the
 metrics cost; ``forward`` is what any aiohttp gateway on this machine pays before its first
 check. With ``--pin`` each server runs on core 1 and wrk and the backend on core 0, so the
@@ -86,6 +90,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="turns of the three servers")
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--pin", action="store_true", help="servers on core 1, the rest on 0")
+    parser.add_argument("--baseline", type=Path, metavar="DIR",
+                        help="also gateway serve from this checkout (before/after)")
     parser.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -96,6 +102,8 @@ def main() -> int:
             and 1 <= args.connections <= 1000):
         parser.error("bounds: 1 <= --duration <= 60, 1 <= --repeats <= 10, "
                      "1 <= --connections <= 1000")
+    if args.baseline is not None and not (args.baseline / "gateway" / "__main__.py").is_file():
+        parser.error(f"--baseline: {args.baseline} is not a checkout of the gateway")
     if not have_wrk():
         parser.error("needs wrk (apt-get install wrk)")
     pin = args.pin and (os.cpu_count() or 1) >= 2
@@ -124,6 +132,10 @@ def _measure(args: argparse.Namespace, bench: SpoolBench, pin: bool) -> int:
         wait_port(port)
     servers["gateway"] = bench._start_gateway(1)
     token = bench._gateway_token(servers["gateway"][1])
+    modes = list(_SERVERS)
+    if args.baseline is not None:
+        servers["baseline"] = _start_baseline(bench, args.baseline.resolve())
+        modes.append("baseline")
     payload = bench.fx.payloads[0]
     script = write_script(bench.fx.workdir / "floor.lua", method="POST", target="/segments/aam",
                           headers={"Authorization": f"Bearer {token}",
@@ -133,9 +145,9 @@ def _measure(args: argparse.Namespace, bench: SpoolBench, pin: bool) -> int:
         _pin([os.getpid(), *tree(bench.backend.pid)], 0)
         for started, _ in servers.values():
             _pin(tree(started.pid), 1)
-    results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in _SERVERS}
+    results: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
     for _ in range(args.repeats):
-        for mode in _SERVERS:
+        for mode in modes:
             started, port = servers[mode]
             url = f"https://127.0.0.1:{port}/segments/aam"
             run_wrk(url, script, connections=args.connections, seconds=1.0)  # warm-up
@@ -156,11 +168,28 @@ def _measure(args: argparse.Namespace, bench: SpoolBench, pin: bool) -> int:
           f"{args.repeats} turns, medians{', servers pinned to core 1' if pin else ''}\n")
     print("| server | req/s | CPU per request |")
     print("|---|---:|---:|")
-    for mode in _SERVERS:
+    for mode in modes:
         rps = statistics.median(r for r, _ in results[mode])
         cpu = statistics.median(c for _, c in results[mode])
         print(f"| {mode} | {rps:,.0f} | {cpu:.0f} us |")
     return 0
+
+
+def _start_baseline(bench: SpoolBench, tree_dir: Path) -> tuple[Started, int]:
+    """``gateway serve`` from another checkout: its directory first on the path (``-m``
+    puts the working directory there), the same settings otherwise. The token of the
+    current tree's gateway is valid here too: same keys, issuer and audience."""
+    config = bench.fx.gateway_config(
+        workers=1, backend_url=f"http://127.0.0.1:{bench.backend_port}/segments/aam")
+    baseline = config.with_name("baseline.yaml")
+    baseline.write_text(config.read_text().replace(".db", "-baseline.db")
+                        .replace(".pid", "-baseline.pid"))
+    env = {**os.environ, "PYTHONPATH": str(tree_dir)}
+    started = bench.procs.start("baseline", [sys.executable, "-m", "gateway", "serve", "-c",
+                                             str(baseline)], ready="gateway serving",
+                                env=env, cwd=tree_dir)
+    ports = dict(p.split("=") for p in started.line[started.line.index("(") + 1:-1].split(", "))
+    return started, int(ports["https"])
 
 
 if __name__ == "__main__":
