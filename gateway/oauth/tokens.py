@@ -25,7 +25,7 @@ from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
-from cachetools import LRUCache
+from cachetools import TLRUCache
 
 from gateway.config import ClientSettings, TokenSettings
 from gateway.errors import InvalidTokenError
@@ -37,9 +37,12 @@ __all__ = ["MAX_TOKEN_BYTES", "TokenIssuer", "TokenVerifier", "VerifiedToken"]
 logger = logging.getLogger(__name__)
 
 MAX_TOKEN_BYTES = 4096
-# Verified tokens kept (LRU): IRIS holds one token an hour, and a full cache of ~1 KB
-# tokens stays near 12 MiB, not 120 (the RSS target is 80 MB per worker).
-_CACHE_SIZE = 10_000
+# Verified tokens kept, each until its exp, the least recently used first out when full.
+# IRIS holds one token an hour per client and a partner has a handful of clients; 2,048
+# live tokens of ~700 characters are 2.4 MiB. At 10,000 the cache was 11.5 MiB full
+# (tracemalloc), and a soak that mints a token every few seconds filled it in half an hour
+# with tokens long expired: the README's memory section.
+CACHE_SIZE = 2048
 # RFC 9068 §2.1 / §4: "at+jwt", optionally with the "application/" prefix (RFC 7515 §4.1.9).
 _ACCEPTED_TYP = frozenset({"at+jwt", "application/at+jwt"})
 # SECURITY: extensions this verifier does not implement; RFC 7515 §4.1.11 says a recipient
@@ -114,6 +117,14 @@ class TokenIssuer:
         return token, self._ttl
 
 
+def _until_exp(_token: str, verified: VerifiedToken, _now: float) -> float:
+    return float(verified.exp)
+
+
+def _now() -> float:
+    return time.time()  # looked up at each call: the cache's clock is the verifier's
+
+
 class TokenVerifier:
     """Verifies bearer tokens against the configured keys and clients, with a cache."""
 
@@ -125,7 +136,8 @@ class TokenVerifier:
         self._realm = tokens.realm
         self._keyset = keyset
         self._registry = registry
-        self._cache: LRUCache[str, VerifiedToken] = LRUCache(_CACHE_SIZE)
+        self._cache: TLRUCache[str, VerifiedToken] = TLRUCache(
+            CACHE_SIZE, ttu=_until_exp, timer=_now)
         # The shared state's in-memory set of revoked jti (docs/architecture.md), mutated in place
         # by
         # its refresh task; consulted on cache hits too, so a revocation is never cached away.
