@@ -8,12 +8,14 @@ fragmented by long-lived small objects cannot give their pages back. Fixing the 
 turns the dynamic adjustment off, so large buffers are mapped and unmapped whole, and the
 top of the heap is trimmed past 1 MiB; with these settings the same traffic left 60 MiB.
 
-uvloop's per-read TLS buffer (256 KiB) no longer comes from the allocator at all: the
-listener reads into one buffer per process (``reads.py``). It was a quarter-megabyte
-allocation per request, an ``mmap``, an ``mremap`` and a ``munmap`` each time. The
-threshold stays at 128 KiB: at 32 KiB every piece of a 100 KB body (the read, the joined
-body, the request to the backend) was mapped, faulted in page by page and unmapped, and the
-100 KB bench row cost 1.31 ms of CPU instead of 0.98.
+The threshold costs CPU on one path: uvloop reads each TLS record for a plain
+``asyncio.Protocol`` (aiohttp's handler) into a fresh 256 KiB ``bytes`` and shrinks it, so
+every read is an ``mmap``, an ``mremap`` and a ``munmap`` (~15 % of a forwarded push's CPU;
+README, "Performance"). Every way around it that was measured kept the CPU and lost the
+memory: a 512 KiB threshold (the soak at 152 MiB within 80 s), a buffered protocol lending
+one read buffer (8 MiB more than this after 0.5 M soak requests, same conditions), or that
+with a 32 KiB threshold (the 100 KB bench row at 1.31 ms instead of 0.98). Kept mapped, each
+read's pages go back whole.
 
 The environment still wins: ``MALLOC_ARENA_MAX`` or ``MALLOC_MMAP_THRESHOLD_`` set by an
 operator are left alone. On a libc other than glibc this does nothing.
