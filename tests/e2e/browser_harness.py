@@ -60,7 +60,12 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Any, str]
 
 def wait_until(found: Callable[[], Any], seconds: float = 20.0, poll: float = 0.1) -> Any:
     """``found()``'s first truthy result, polled until the deadline (browser waits are
-    synchronous: the gateway runs in its own process)."""
+    synchronous: the gateway runs in its own process). The status page rewrites its tables
+    on each refresh, so an element found a moment ago may be gone when its text is read:
+    that poll counts as not yet, not as a failure."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(None, seconds, poll_frequency=poll).until(lambda _: found())
+    return WebDriverWait(None, seconds, poll_frequency=poll,
+                         ignored_exceptions=(StaleElementReferenceException,)
+                         ).until(lambda _: found())
