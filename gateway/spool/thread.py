@@ -86,6 +86,10 @@ class _Slot:
             await runtime.forwarder.close()
 
 
+# How long past its own grace period the deliverer may take to confirm it stopped.
+_STOP_MARGIN = 5.0
+
+
 class DeliveryThread:
     """Runs one ``Deliverer`` on its own thread and loop; ``start`` and ``stop`` are called
     from the serving loop."""
@@ -112,9 +116,11 @@ class DeliveryThread:
         """Stop claiming, give deliveries in flight up to ``seconds``, end the thread."""
         loop = self._loop
         if loop is not None and not loop.is_closed() and self._thread.is_alive():
-            with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
+            # RuntimeError: the loop ended meanwhile. TimeoutError: it is ending on its own
+            # (its run failed) and will never run this; the join below still bounds it.
+            with contextlib.suppress(RuntimeError, TimeoutError):
                 stopped = asyncio.run_coroutine_threadsafe(self.deliverer.stop(seconds), loop)
-                await asyncio.wrap_future(stopped)
+                await asyncio.wait_for(asyncio.wrap_future(stopped), seconds + _STOP_MARGIN)
         await asyncio.to_thread(self._thread.join, seconds + 10)
 
     def _main(self) -> None:

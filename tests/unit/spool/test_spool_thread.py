@@ -32,3 +32,40 @@ async def test_a_reload_gets_a_new_forwarder_and_the_old_one_closes_when_idle() 
     assert first.forwarder._pools is None and second.forwarder._pools is not None
     await slot.close()
     assert second.forwarder._pools is None
+
+
+async def test_stop_returns_when_the_deliverers_loop_will_never_run_it(
+        monkeypatch: object) -> None:
+    # A deliverer whose run ended on its own leaves a loop that is not closed yet but will
+    # never run the stop coroutine: stop must give up on it, not wait forever (a test's
+    # teardown hung on exactly that).
+    import asyncio
+    import threading
+    import time
+
+    from gateway.spool import thread as thread_module
+
+    made = []
+
+    async def _never() -> None:  # never runs: its loop never turns
+        raise AssertionError("the idle loop ran it")
+
+    class _Deliverer:
+        def stop(self, seconds: float) -> object:
+            made.append(_never())
+            return made[-1]
+
+    delivery = object.__new__(thread_module.DeliveryThread)
+    delivery.deliverer = _Deliverer()  # type: ignore[assignment]
+    delivery._loop = asyncio.new_event_loop()  # open, never run
+    delivery._thread = threading.Thread(target=time.sleep, args=(0.2,), daemon=True)
+    delivery._thread.start()
+    thread_module._STOP_MARGIN = 0.5
+    try:
+        await asyncio.wait_for(delivery.stop(seconds=0.1), 10)
+    finally:
+        thread_module._STOP_MARGIN = 5.0
+        for coroutine in made:
+            coroutine.close()
+        delivery._loop.close()
+    assert not delivery._thread.is_alive()
