@@ -245,7 +245,7 @@ def test_no_token_in_logs(es256: tuple[TokenVerifier, Any, str],
     assert "reason_id" in str(caplog.records[0].__dict__)
 
 
-def test_the_cache_is_bounded_and_drops_expired_verdicts(
+def test_the_cache_is_bounded_least_recently_used_first(
         es256: tuple[TokenVerifier, Any, str]) -> None:
     verifier, private, kid = es256
     now = int(time.time())
@@ -259,17 +259,3 @@ def test_the_cache_is_bounded_and_drops_expired_verdicts(
     # Full, the least recently used (here the first) made room; never more than the bound.
     assert len(verifier._cache) == tokens_module.CACHE_SIZE
     assert short not in verifier._cache
-
-
-def test_an_expired_verdict_leaves_the_cache_before_it_is_full(
-        es256: tuple[TokenVerifier, Any, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    verifier, private, kid = es256
-    now = int(time.time())
-    old = es_sign(private, {"kid": kid, "typ": "at+jwt"}, good_claims(exp=now + 5))
-    verifier.verify(old)
-    assert old in verifier._cache
-    monkeypatch.setattr(tokens_module.time, "time", lambda: now + 10.0)
-    fresh = es_sign(private, {"kid": kid, "typ": "at+jwt"},
-                    {**good_claims(exp=now + 3600), "jti": "fresh"})
-    verifier.verify(fresh)  # the insertion drops what expired meanwhile
-    assert old not in verifier._cache and fresh in verifier._cache
