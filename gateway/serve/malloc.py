@@ -17,6 +17,18 @@ one read buffer (8 MiB more than this after 0.5 M soak requests, same conditions
 with a 32 KiB threshold (the 100 KB bench row at 1.31 ms instead of 0.98). Kept mapped, each
 read's pages go back whole.
 
+A heap that is fixed in size still keeps what it freed. Long-lived small objects pin
+pages between the free chunks, and glibc's ``free`` gives back only the top of the heap.
+In a 4-minute soak, ``malloc_trim(0)`` called once from a debugger took the main heap from
+36 to 19 MiB and the RSS from 91 to 75 MiB: the rise under mixed traffic was freed memory
+glibc kept, not live objects (the rest, ~15 MiB while a burst of
+300 connections is held, is live and goes when they close). ``HeapTrimmer`` makes that call every ``TRIM_SECONDS`` from
+its own thread. ctypes releases the GIL for the call, so the event loop runs on and
+contends only for the allocator's lock. Timed in the gateway under the same soak, 35
+trims took 1.2 ms at the median, 4.3 ms at p90 and 10.6 ms at most; the RSS once the
+clients had left was 67 MiB instead of 77-80. A page given back and used again costs a
+fault, ~1 µs per 4 KiB: ~4 ms per 17 MiB, against a 5-second period.
+
 The environment still wins: ``MALLOC_ARENA_MAX`` or ``MALLOC_MMAP_THRESHOLD_`` set by an
 operator are left alone. On a libc other than glibc this does nothing.
 """
@@ -26,8 +38,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import threading
+from collections.abc import Callable
 
-__all__ = ["MMAP_THRESHOLD_BYTES", "tune_allocator"]
+__all__ = ["MMAP_THRESHOLD_BYTES", "TRIM_SECONDS", "HeapTrimmer", "glibc_trim", "tune_allocator"]
 
 # mallopt parameters, from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
@@ -39,7 +53,15 @@ _SETTINGS = (
     ("MALLOC_TRIM_THRESHOLD_", _M_TRIM_THRESHOLD, 1024 * 1024),
     ("MALLOC_ARENA_MAX", _M_ARENA_MAX, 2),
 )
+TRIM_SECONDS = 5.0
 _done = False
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
 
 
 def tune_allocator() -> bool:
@@ -47,10 +69,9 @@ def tune_allocator() -> bool:
     global _done
     if _done:
         return True
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    libc = _libc()
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
         return False  # not glibc: its allocator has no such knobs
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
@@ -58,3 +79,46 @@ def tune_allocator() -> bool:
              if name not in os.environ)
     _done = ok
     return ok
+
+
+def glibc_trim() -> Callable[[], object] | None:
+    """glibc's ``malloc_trim(0)``, or None on a libc without it."""
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is None:
+        return None
+    trim.argtypes = (ctypes.c_size_t,)
+    trim.restype = ctypes.c_int
+    return lambda: trim(0)
+
+
+class HeapTrimmer:
+    """Gives the allocator's free pages back to the kernel every ``seconds``, on a daemon
+    thread of its own (the module's docstring has the measurements)."""
+
+    def __init__(self, seconds: float = TRIM_SECONDS,
+                 trim: Callable[[], object] | None = None) -> None:
+        self._seconds = seconds
+        self._trim = trim if trim is not None else glibc_trim()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.trims = 0
+
+    def start(self) -> bool:
+        """Start the thread; False (and no thread) where the libc cannot trim."""
+        if self._trim is None:
+            return False
+        self._thread = threading.Thread(target=self._run, name="heap-trim", daemon=True)
+        self._thread.start()
+        return True
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self._seconds + 1.0)
+
+    def _run(self) -> None:
+        trim = self._trim
+        assert trim is not None
+        while not self._stopping.wait(self._seconds):
+            trim()
+            self.trims += 1

@@ -38,6 +38,7 @@ from gateway.serve.bind import ListenError, listen_error
 from gateway.serve.collector import settle_collector
 from gateway.serve.control import validated
 from gateway.serve.guards import GuardedAppRunner, GuardedTCPSite
+from gateway.serve.malloc import HeapTrimmer
 from gateway.serve.pidfile import PidFile, PidFileError
 from gateway.serve.reload import reload_app
 
@@ -168,6 +169,8 @@ async def _serve(settings: Settings, ready: Callable[[RunningGateway], None] | N
         loop.add_signal_handler(signum, stop.set)
     running = await start_gateway(settings, worker)
     settle_collector()  # what start-up built lives as long as the process (collector.py)
+    trimmer = HeapTrimmer()  # freed heap pages back to the kernel (malloc.py)
+    trimmer.start()
     reloads: set[asyncio.Task[bool]] = set()
 
     def on_hangup() -> None:
@@ -187,6 +190,7 @@ async def _serve(settings: Settings, ready: Callable[[RunningGateway], None] | N
     log.info("draining", extra={"reason_id": "draining"})
     loop.remove_signal_handler(signal.SIGHUP)
     await running.stop()
+    trimmer.stop()
     if exporter is not None:
         await exporter
         with contextlib.suppress(OSError):  # the final counts, after the drain
