@@ -242,6 +242,14 @@ class Traffic:
                     self.unexpected[f"connection_hog:{still}_open"] += 1
 
 
+async def _closed(reader: asyncio.StreamReader) -> bool:
+    try:
+        data = await asyncio.wait_for(reader.read(1), 0.01)
+    except TimeoutError:
+        return False
+    return data == b""
+
+
 async def connection_burst(port: int, context: ssl.SSLContext) -> int:
     """HOG_SIZE idle TLS connections from 127.0.0.9 at once, then all closed; how many were
     still open (not evicted) once all had been opened. Returns a second after the closes,
@@ -252,15 +260,13 @@ async def connection_burst(port: int, context: ssl.SSLContext) -> int:
             streams.append(await asyncio.open_connection(
                 "127.0.0.1", port, ssl=context, server_hostname="localhost",
                 local_addr=("127.0.0.9", 0)))
-        still = 0
-        for reader, _ in streams:
-            try:
-                data = await asyncio.wait_for(reader.read(1), 0.01)
-            except TimeoutError:
-                still += 1
-            else:
-                still += data != b""
-        return still
+        open_ = [reader for reader, _ in streams if not await _closed(reader)]
+        if len(open_) > PER_ADDRESS:
+            # The gateway evicts when it registers a connection, after the client's side
+            # of the handshake is done: a second look sees evictions still in flight.
+            await asyncio.sleep(1.0)
+            open_ = [reader for reader in open_ if not await _closed(reader)]
+        return len(open_)
     finally:
         for _, writer in streams:
             writer.close()

@@ -12,6 +12,7 @@ Modules:
 * ``reload``: SIGHUP: re-read, validate, build a new runtime, swap it in or keep the old.
 * ``guards``: the HTTP/1.1 protocol guards below aiohttp (connection caps, header and
   slow-client timeouts, parse errors answered as JSON, HSTS).
+* ``reads``: one read buffer lent to every connection of the listener.
 * ``malloc`` and ``collector``: glibc's allocator and Python's collector, set for a
   long-running server.
 * ``tls``: the TLS contexts of the listeners.

@@ -63,6 +63,7 @@ from gateway.errors import (
 )
 from gateway.serve.connections import DEFAULT_LIMITS, ConnectionLimits, GuardedTCPSite, Registry
 from gateway.serve.expect import continue_withheld
+from gateway.serve.reads import BufferedReads
 from gateway.stages.https import HSTS
 
 __all__ = ["DEFAULT_LIMITS", "SERVER_TOKEN", "ConnectionLimits", "GuardedAppRunner",
@@ -266,8 +267,10 @@ class _GuardedServer(web.Server):
         super().__init__(*args, **kwargs)
         self._registry = registry
 
-    def __call__(self) -> RequestHandler:
-        return _GuardedHandler(self, loop=self._loop, registry=self._registry, **self._kwargs)
+    def __call__(self) -> BufferedReads:  # type: ignore[override]
+        # The transport reads into one buffer (reads.py); the handler sees only bytes.
+        return BufferedReads(_GuardedHandler(self, loop=self._loop, registry=self._registry,
+                                             **self._kwargs))
 
 
 class GuardedAppRunner(web.AppRunner):

@@ -8,26 +8,29 @@ fragmented by long-lived small objects cannot give their pages back. Fixing the 
 turns the dynamic adjustment off, so large buffers are mapped and unmapped whole, and the
 top of the heap is trimmed past 1 MiB; with these settings the same traffic left 60 MiB.
 
-The threshold costs CPU on one path: uvloop reads each TLS record for a plain
-``asyncio.Protocol`` (aiohttp's handler) into a fresh 256 KiB ``bytes`` and shrinks it, so
-every read is an ``mmap``, an ``mremap`` and a ``munmap`` (~15 % of a forwarded push's CPU;
-README, "Performance"). Every way around it that was measured kept the CPU and lost the
-memory: a 512 KiB threshold (the soak at 152 MiB within 80 s), a buffered protocol lending
-one read buffer (8 MiB more than this after 0.5 M soak requests, same conditions), or that
-with a 32 KiB threshold (the 100 KB bench row at 1.31 ms instead of 0.98). Kept mapped, each
-read's pages go back whole.
+uvloop's per-read TLS buffer (256 KiB) does not come from the allocator: the listener
+reads into one buffer per process (``reads.py``). Without that, every read was an
+``mmap``, an ``mremap`` and a ``munmap`` (~15 % of a forwarded push's CPU). Without this
+module's trimmer, the lent buffer lost memory under the soak (110.0 against 102.5 MiB at
+0.5 M requests, two soaks side by side): the reads' bytes, now of their own size, came
+from the heap and fragmented it. With the trimmer, two soaks side by side for 6 minutes
+(``bench/soak.py --wrk 32 --concurrency 8``) gave the same RSS range under load, 83-109
+against 83-103 MiB, and 68.8 against 67.2 MiB once the clients had left, with 9 % more
+requests served. The threshold stays at 128 KiB: at 32 KiB every piece of a 100 KB body
+was mapped, faulted in page by page and unmapped (the 100 KB bench row at 1.31 ms of CPU
+instead of 0.98).
 
 A heap that is fixed in size still keeps what it freed. Long-lived small objects pin
 pages between the free chunks, and glibc's ``free`` gives back only the top of the heap.
 In a 4-minute soak, ``malloc_trim(0)`` called once from a debugger took the main heap from
-36 to 19 MiB and the RSS from 91 to 75 MiB: the rise under mixed traffic was freed memory
-glibc kept, not live objects (the rest, ~15 MiB while a burst of
-300 connections is held, is live and goes when they close). ``HeapTrimmer`` makes that call every ``TRIM_SECONDS`` from
-its own thread. ctypes releases the GIL for the call, so the event loop runs on and
-contends only for the allocator's lock. Timed in the gateway under the same soak, 35
-trims took 1.2 ms at the median, 4.3 ms at p90 and 10.6 ms at most; the RSS once the
-clients had left was 67 MiB instead of 77-80. A page given back and used again costs a
-fault, ~1 µs per 4 KiB: ~4 ms per 17 MiB, against a 5-second period.
+36 to 19 MiB and the RSS from 91 to 75 MiB: most of the rise under mixed traffic was freed
+memory glibc kept. The rest, ~15 MiB while a burst of 300 connections is held, is live
+and goes when they close. ``HeapTrimmer`` makes that call every ``TRIM_SECONDS`` from its
+own thread. ctypes releases the GIL for the call, so the event loop runs on and contends
+only for the allocator's lock. Timed in the gateway under the same soak, 35 trims took
+1.2 ms at the median, 4.3 ms at p90 and 10.6 ms at most; the RSS once the clients had left
+was 67 MiB instead of 77-80. A page given back and used again costs a fault, ~1 µs per
+4 KiB: ~4 ms per 17 MiB, against a 5-second period.
 
 The environment still wins: ``MALLOC_ARENA_MAX`` or ``MALLOC_MMAP_THRESHOLD_`` set by an
 operator are left alone. On a libc other than glibc this does nothing.
