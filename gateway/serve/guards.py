@@ -1,10 +1,10 @@
 """Connection guards for the public listener: what aiohttp's ``RequestHandler`` leaves open.
 
-aiohttp 3.14 bounds a connection only by its keep-alive timer, which is not reset by
-incoming bytes, does not run while a handler reads a body, and answers parse errors itself
-with a text body while logging the offending bytes (an ``Authorization`` line included) with
-a traceback. ``GuardedAppRunner`` serves the same application through a ``RequestHandler``
-subclass that adds, per connection:
+aiohttp 3.14 bounds a connection only by its keep-alive timer, which is not reset by incoming
+bytes, does not run while a handler reads a body, and answers parse errors itself with a text
+body while logging the offending bytes (an ``Authorization`` line included) with a traceback.
+``GuardedAppRunner`` serves the same application through a ``RequestHandler`` subclass that
+adds, per connection:
 
 * a **header timeout** (slowloris): the request head must be complete within
   ``header_seconds`` of its first byte, else ``408`` and close (HAProxy's
@@ -27,10 +27,9 @@ subclass that adds, per connection:
 * **HSTS** (RFC 6797) on every answer over TLS, error answers included, and never over
   plain HTTP (§7.2): whether the connection is TLS is read once, when it opens.
 
-TLS handshakes happen before a protocol exists, so the cap does not see them;
-``GuardedTCPSite`` bounds each to ``handshake_seconds`` (asyncio's default is 60 s), so
-connections that never finish a handshake cannot hold descriptors for long.
-"""
+TLS handshakes happen before a protocol exists, so the cap does not see them; ``GuardedTCPSite``
+bounds each to ``handshake_seconds`` (asyncio's default is 60 s), so connections that never
+finish a handshake cannot hold descriptors for long. """
 
 from __future__ import annotations
 
@@ -267,8 +266,7 @@ class _GuardedServer(web.Server):
         super().__init__(*args, **kwargs)
         self._registry = registry
 
-    def __call__(self) -> BufferedReads:  # type: ignore[override]
-        # The transport reads into one buffer (reads.py); the handler sees only bytes.
+    def __call__(self) -> BufferedReads:  # type: ignore[override]  # reads.py: one buffer
         return BufferedReads(_GuardedHandler(self, loop=self._loop, registry=self._registry,
                                              **self._kwargs))
 

@@ -20,17 +20,17 @@ requests served. The threshold stays at 128 KiB: at 32 KiB every piece of a 100 
 was mapped, faulted in page by page and unmapped (the 100 KB bench row at 1.31 ms of CPU
 instead of 0.98).
 
-A heap that is fixed in size still keeps what it freed. Long-lived small objects pin
-pages between the free chunks, and glibc's ``free`` gives back only the top of the heap.
-In a 4-minute soak, ``malloc_trim(0)`` called once from a debugger took the main heap from
-36 to 19 MiB and the RSS from 91 to 75 MiB: most of the rise under mixed traffic was freed
-memory glibc kept. The rest, ~15 MiB while a burst of 300 connections is held, is live
-and goes when they close. ``HeapTrimmer`` makes that call every ``TRIM_SECONDS`` from its
-own thread. ctypes releases the GIL for the call, so the event loop runs on and contends
-only for the allocator's lock. Timed in the gateway under the same soak, 35 trims took
-1.2 ms at the median, 4.3 ms at p90 and 10.6 ms at most; the RSS once the clients had left
-was 67 MiB instead of 77-80. A page given back and used again costs a fault, ~1 µs per
-4 KiB: ~4 ms per 17 MiB, against a 5-second period.
+A heap that is fixed in size still keeps what it freed. Long-lived small objects pin pages
+between the free chunks, and glibc's ``free`` gives back only the top of the heap. In a
+4-minute soak, ``malloc_trim(0)`` called once from a debugger took the main heap from 36
+to 19 MiB and the RSS from 91 to 75 MiB: most of the rise under mixed traffic was freed
+memory glibc kept; the rest is live, the connections and requests in flight (250 idle TLS
+connections held: +7.2 MiB, given back when they closed). ``HeapTrimmer`` makes that call
+every ``TRIM_SECONDS`` from its own thread. ctypes releases the GIL for the call, so the
+event loop runs on and contends only for the allocator's lock. Timed in the gateway under
+the same soak, 35 trims took 1.2 ms at the median, 4.3 ms at p90 and 10.6 ms at most; the
+RSS once the clients had left was 67 MiB instead of 77-80. A page given back and used
+again costs a fault, ~1 µs per 4 KiB: ~4 ms per 17 MiB, against a 5-second period.
 
 The environment still wins: ``MALLOC_ARENA_MAX`` or ``MALLOC_MMAP_THRESHOLD_`` set by an
 operator are left alone. On a libc other than glibc this does nothing.
