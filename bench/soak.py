@@ -50,9 +50,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import random
+import shlex
 import signal
 import ssl
 import statistics
@@ -249,6 +251,19 @@ def verdict(samples: list[Sample]) -> tuple[bool, str]:
     return rss_ok and fds_ok and slope_ok, text
 
 
+def _descendants(pid: int) -> list[int]:
+    """Child processes of ``pid``, and theirs (``--wrap``: the gateway under the wrapper)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found += [child, *_descendants(child)]
+    return found
+
+
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float,
@@ -261,6 +276,9 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--json", type=Path, help="also write the samples and counts here")
     parser.add_argument("--bursts", type=int, default=0,
                         help="only this many connection bursts; print RSS after each")
+    parser.add_argument("--wrap", default="", metavar="CMD",
+                        help="start the gateway under CMD (e.g. 'heaptrack -o /tmp/gw'); "
+                             "the RSS samples are then CMD's process, not the gateway's")
     args = parser.parse_args()
     if args.minutes is None:
         args.minutes = 180.0 if args.requests else 10.0
@@ -285,8 +303,9 @@ def main() -> int:
         ]
         try:
             wait_port(backend, 15)
-            gateway = subprocess.Popen([sys.executable, "-m", "gateway", "serve", "-c",
-                                        str(config)], stdout=subprocess.DEVNULL)
+            gateway = subprocess.Popen([*shlex.split(args.wrap), sys.executable, "-m",
+                                        "gateway", "serve", "-c", str(config)],
+                                       stdout=subprocess.DEVNULL)
             procs.append(gateway)
             wait_port(https, 30)
             context = ssl.create_default_context(cafile=str(directory / "ca.crt"))
@@ -298,6 +317,10 @@ def main() -> int:
                                                directory))
         finally:
             for proc in reversed(procs):
+                for pid in _descendants(proc.pid) if args.wrap and proc is procs[-1] else ():
+                    with contextlib.suppress(OSError):  # the gateway under the wrapper
+                        if b"gateway" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                            os.kill(pid, signal.SIGTERM)
                 proc.send_signal(signal.SIGTERM)
                 try:
                     proc.wait(timeout=40)
