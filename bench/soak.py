@@ -168,8 +168,10 @@ async def run(args: argparse.Namespace, gateway_pid: int, https: int, backend: i
     workers = [asyncio.create_task(traffic.worker(until, keepalive=i % 4 != 0,
                                                   enough=args.requests))
                for i in range(args.concurrency)]
-    workers += [asyncio.create_task(traffic.floods(until)),
-                asyncio.create_task(traffic.hogs(until))]
+    # With --requests the floods and connection bursts stop with the rest; they went on
+    # for the rest of --minutes otherwise (19 minutes past a 10^7 run once).
+    workers += [asyncio.create_task(traffic.floods(until, args.requests)),
+                asyncio.create_task(traffic.hogs(until, args.requests))]
     if args.wrk:
         workers.append(asyncio.create_task(
             wrk_stream(traffic, directory, args.wrk, until, args.requests)))

@@ -214,9 +214,13 @@ class Traffic:
                 except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                     self.unexpected[f"client_error:{type(exc).__name__}"] += 1
 
-    async def floods(self, until: float) -> None:
-        """Every FLOOD_EVERY seconds, FLOOD_SIZE held-back slow-hash guesses at once."""
-        while time.monotonic() + FLOOD_EVERY < until:
+    def _going(self, until: float, every: float, enough: int | None) -> bool:
+        return time.monotonic() + every < until and (enough is None or self.requests < enough)
+
+    async def floods(self, until: float, enough: int | None = None) -> None:
+        """Every FLOOD_EVERY seconds, FLOOD_SIZE held-back slow-hash guesses at once, until
+        ``until`` or ``enough`` answers in all."""
+        while self._going(until, FLOOD_EVERY, enough):
             await asyncio.sleep(FLOOD_EVERY)
             results = await asyncio.gather(*(
                 self.raw("guess_flood", self.guess_head(), answer=True,
@@ -226,10 +230,10 @@ class Traffic:
                 if isinstance(result, BaseException):
                     self.unexpected[f"client_error:{type(result).__name__}"] += 1
 
-    async def hogs(self, until: float) -> None:
+    async def hogs(self, until: float, enough: int | None = None) -> None:
         """Every HOG_EVERY seconds one address (127.0.0.9) opens HOG_SIZE idle connections;
         at most PER_ADDRESS may stay open, the rest evicted oldest first."""
-        while time.monotonic() + HOG_EVERY < until:
+        while self._going(until, HOG_EVERY, enough):
             await asyncio.sleep(HOG_EVERY)
             async with self.burst:
                 try:
