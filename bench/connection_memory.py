@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from procs import free_port, wait_port
-from soak import write_setup
+from soak import proc_figures, write_setup
 
 from gateway.config import TLSSettings
 from gateway.serve.malloc import TRIM_SECONDS
@@ -33,7 +33,7 @@ from gateway.serve.tls import server_context
 
 def rss_mib(pid: int) -> tuple[float, float]:
     """(VmRSS, the [heap] mapping's Rss) of ``pid``, in MiB."""
-    total = int(Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()[0])
+    total = proc_figures(pid)[0]
     heap, inside = 0, False
     for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
         if "-" in line.split(" ", 1)[0]:

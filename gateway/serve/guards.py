@@ -17,9 +17,8 @@ adds, per connection:
   either, the oldest idle keep-alive connection (of that address) is closed to make room
   (nginx reuses idle connections the same way); with none idle, the new connection gets
   ``503`` and is closed;
-* **parse errors** answered with the gateway's JSON error body (``400``, ``414``, ``431``) and
-  logged once at info with a ``reason_id`` and the exception type only: never the bytes
-  received;
+* **parse errors** answered with the gateway's JSON error body (``400``, ``414``, ``431``),
+  logged once at info with a ``reason_id`` and the exception type, never the bytes;
 * **HTTP/1.0 and HTTP/1.1 only**: any other version on the request line (``HTTP/0.9``,
   ``HTTP/2.0``) is ``505`` with the JSON body, written as HTTP/1.1, and the connection closes;
 * **no version disclosure**: every answer's ``Server`` is the fixed ``gateway``, never
@@ -29,7 +28,8 @@ adds, per connection:
 
 TLS handshakes happen before a protocol exists, so the cap does not see them; ``GuardedTCPSite``
 bounds each to ``handshake_seconds`` (asyncio's default is 60 s), so connections that never
-finish a handshake cannot hold descriptors for long. """
+finish a handshake cannot hold descriptors for long.
+"""
 
 from __future__ import annotations
 

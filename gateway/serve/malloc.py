@@ -30,7 +30,7 @@ every ``TRIM_SECONDS`` from its own thread. ctypes releases the GIL for the call
 event loop runs on and contends only for the allocator's lock. Timed in the gateway under
 the same soak, 35 trims took 1.2 ms at the median, 4.3 ms at p90 and 10.6 ms at most; the
 RSS once the clients had left was 67 MiB instead of 77-80. A page given back and used
-again costs a fault, ~1 µs per 4 KiB: ~4 ms per 17 MiB, against a 5-second period.
+again costs a page fault; the bench rows with the trimmer (README) include that cost.
 
 The environment still wins: ``MALLOC_ARENA_MAX`` or ``MALLOC_MMAP_THRESHOLD_`` set by an
 operator are left alone. On a libc other than glibc this does nothing.
@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import threading
 from collections.abc import Callable
@@ -60,6 +61,7 @@ TRIM_SECONDS = 5.0
 _done = False
 
 
+@functools.cache  # find_library runs ldconfig: once per process, not per caller
 def _libc() -> ctypes.CDLL | None:
     try:
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
