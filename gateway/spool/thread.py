@@ -86,10 +86,6 @@ class _Slot:
             await runtime.forwarder.close()
 
 
-# How long past its own grace period the deliverer may take to confirm it stopped.
-_STOP_MARGIN = 5.0
-
-
 class DeliveryThread:
     """Runs one ``Deliverer`` on its own thread and loop; ``start`` and ``stop`` are called
     from the serving loop."""
@@ -100,6 +96,7 @@ class DeliveryThread:
         self.deliverer = Deliverer(spool, self._slot, settings)
         self._loop_factory = loop_factory or _new_loop
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Task[None] | None = None
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, name="gateway-deliverer",
                                         daemon=True)
@@ -116,12 +113,17 @@ class DeliveryThread:
         """Stop claiming, give deliveries in flight up to ``seconds``, end the thread."""
         loop = self._loop
         if loop is not None and not loop.is_closed() and self._thread.is_alive():
-            # RuntimeError: the loop ended meanwhile. TimeoutError: it is ending on its own
-            # (its run failed) and will never run this; the join below still bounds it.
-            with contextlib.suppress(RuntimeError, TimeoutError):
-                stopped = asyncio.run_coroutine_threadsafe(self.deliverer.stop(seconds), loop)
-                await asyncio.wait_for(asyncio.wrap_future(stopped), seconds + _STOP_MARGIN)
+            with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
+                loop.call_soon_threadsafe(self._begin_stop, seconds)
+        # The thread ends once the deliverer's stop has ended its runs (_run); a loop that
+        # never turns again cannot hold this longer than the bound.
         await asyncio.to_thread(self._thread.join, seconds + 10)
+
+    def _begin_stop(self, seconds: float) -> None:
+        # On the deliverer's loop. ``run`` returns as soon as the stop begins, while the
+        # stop still waits for the runs in flight: _run awaits it before the loop closes,
+        # or the loop closed with deliveries and their connections still open.
+        self._stopping = asyncio.get_running_loop().create_task(self.deliverer.stop(seconds))
 
     def _main(self) -> None:
         loop = self._loop = self._loop_factory()
@@ -137,6 +139,8 @@ class DeliveryThread:
         janitor = asyncio.get_running_loop().create_task(self._janitor())
         try:
             await self.deliverer.run()
+            if self._stopping is not None:
+                await self._stopping
         finally:
             janitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -69,3 +69,49 @@ async def test_stop_returns_when_the_deliverers_loop_will_never_run_it(
             coroutine.close()
         delivery._loop.close()
     assert not delivery._thread.is_alive()
+
+
+async def test_the_loop_closes_only_once_the_stop_has_ended_the_runs_in_flight() -> None:
+    # The deliverer's run returns as soon as its stop begins, while the stop still waits
+    # for the deliveries in flight. The loop used to close right then: the delivery never
+    # finished, its connection stayed open on a closed loop, and the serving side waited
+    # for a stop that could no longer end.
+    import asyncio
+    import threading
+
+    from gateway.spool import thread as thread_module
+
+    events: list[str] = []
+
+    class _Deliverer:
+        stopping = False
+
+        async def run(self) -> None:
+            while not self.stopping:
+                await asyncio.sleep(0.01)
+
+        async def stop(self, seconds: float) -> None:
+            self.stopping = True
+            await asyncio.sleep(0.3)  # a delivery in flight, within the grace period
+            events.append("runs ended")
+
+    class _Slot:
+        async def close(self) -> None:
+            events.append("slot closed")
+
+        async def close_idle(self) -> None:
+            pass
+
+    delivery = object.__new__(thread_module.DeliveryThread)
+    delivery._slot = _Slot()  # type: ignore[assignment]
+    delivery._loop_factory = asyncio.new_event_loop
+    delivery._loop = None
+    delivery._stopping = None
+    delivery._ready = threading.Event()
+    delivery.deliverer = _Deliverer()  # type: ignore[assignment]
+    delivery._thread = threading.Thread(target=delivery._main, daemon=True)
+    delivery._thread.start()
+    assert delivery._ready.wait(10)
+    await asyncio.wait_for(delivery.stop(seconds=5.0), 20)
+    assert not delivery._thread.is_alive()
+    assert events == ["runs ended", "slot closed"]
