@@ -200,7 +200,7 @@ class RedisState:
         finally:
             # After an outage the connection is gone already; nothing left to release.
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
 
     async def close(self) -> None:
         # Closing after an outage: the pool's sockets are dead already.
