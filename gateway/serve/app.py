@@ -59,8 +59,9 @@ from gateway.spool.writer import Spool
 from gateway.stages.https import check_https
 from gateway.stages.pipeline import request_id
 from gateway.stages.signature import SignatureError
+from gateway.state.base import StateError
+from gateway.state.factory import open_state
 from gateway.state.mirror import SharedState
-from gateway.state.sqlite import StateError, open_state
 
 __all__ = ["create_app", "error_middleware"]
 

@@ -7,28 +7,25 @@ set the same connection then sends ``WAIT min_replicas timeout``: the push count
 only when that many replicas acknowledged it; otherwise it is removed again and the caller
 answers ``503`` (``NotReplicated``), which IRIS retries.
 
-Errors name the exception and the host, never the URL or the password. The reading and
+The client, its TLS, the masking of passwords in errors and the breaker are
+``state/redis_connection.py``'s. The reading and
 operating half (``view``, ``entries``, ``requeue``, ``purge``) is in ``stream_admin.py``.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
 
 import redis.asyncio as redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from gateway.config import SpoolSettings
 from gateway.spool import stream_admin
 from gateway.spool.backend import SpoolError
 from gateway.spool.stream_scripts import GROUP, SCRIPTS
-from gateway.state.redis import tls_options
+from gateway.state.redis_connection import RedisConnection
 
 if TYPE_CHECKING:
     from gateway.spool.status import SpoolView
@@ -80,21 +77,15 @@ class StreamStore:
     """The streams of one ``spool.key_prefix`` on one Redis primary."""
 
     def __init__(self, settings: SpoolSettings) -> None:
-        assert settings.url is not None  # the loader requires it for this backend
-        parts = urlsplit(settings.url)
         self.settings = settings
-        self.where = f"redis {parts.hostname}:{parts.port or 6379}"
-        self._secrets = [s for s in (settings.password, parts.password) if s]
         self.prefix = f"{settings.key_prefix}spool:"
-        self._down_until = 0.0
-        self.client: redis.Redis = redis.Redis.from_url(
-            settings.url, password=settings.password, decode_responses=False,
-            socket_connect_timeout=_TIMEOUT_SECONDS,
-            socket_timeout=_TIMEOUT_SECONDS + WAIT_MILLISECONDS / 1000,
-            max_connections=64, health_check_interval=5,
-            # One quick retry: a pooled connection broken by a Redis restart is replaced.
-            retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), 1),
-            client_name="aam-oauth-gateway-spool", **tls_options(settings.url, settings.ca_file))
+        self.redis = RedisConnection(
+            settings, name="aam-oauth-gateway-spool", error=SpoolError,
+            decode_responses=False, socket_timeout=_TIMEOUT_SECONDS + WAIT_MILLISECONDS / 1000,
+            max_connections=64, connect_timeout=_TIMEOUT_SECONDS,
+            breaker_seconds=_BREAKER_SECONDS)
+        self.where = self.redis.where
+        self.client: redis.Redis = self.redis.client
         self.scripts = {name: self.client.register_script(text)
                         for name, text in SCRIPTS.items()}
 
@@ -104,26 +95,17 @@ class StreamStore:
         return self.prefix + kind + ("" if route is None else ":" + route)
 
     def error(self, exc: BaseException) -> SpoolError:
-        text = f"{exc.__class__.__name__}: {exc}"
-        for secret in self._secrets:  # SECURITY: never a password in a log line
-            text = text.replace(secret, "***")
-        return SpoolError(f"{self.where}: {text}")
+        return SpoolError(str(self.redis.error(exc)))
 
     async def call(self, work: Callable[[], Awaitable[T]]) -> T:
-        try:
-            result = await work()
-        except (RedisError, OSError) as exc:
-            self._down_until = time.monotonic() + _BREAKER_SECONDS
-            raise self.error(exc) from None
-        self._down_until = 0.0
-        return result
+        return await self.redis.call(work)
 
     def usable(self) -> bool:
         """False for a moment after a failure: pushes do not wait on a dead server."""
-        return time.monotonic() >= self._down_until
+        return self.redis.usable()
 
     def trip(self) -> None:
-        self._down_until = time.monotonic() + _BREAKER_SECONDS
+        self.redis.trip()
 
     async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         return await self.call(lambda: self.scripts[name](keys=keys, args=args))
@@ -272,8 +254,4 @@ class StreamStore:
         return await self.call(lambda: stream_admin.purge(self, ids))
 
     async def close(self) -> None:
-        # Closing after an outage: the pool's sockets are dead already.
-        try:
-            await self.client.aclose()
-        except (RedisError, OSError):
-            return
+        await self.redis.close()
