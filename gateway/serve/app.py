@@ -53,9 +53,9 @@ from gateway.serve.malloc import tune_allocator
 from gateway.serve.oauth_routes import OAUTH_PATHS, setup_oauth
 from gateway.serve.runtime import Runtime, RuntimeSlot
 from gateway.serve.tls import server_context
-from gateway.spool.backend import open_deliverer, open_spool
-from gateway.spool.thread import DeliveryThread
-from gateway.spool.writer import Spool
+from gateway.spool.accept import Spool
+from gateway.spool.base import SpoolBackend
+from gateway.spool.factory import backend_for
 from gateway.stages.https import check_https
 from gateway.stages.pipeline import request_id
 from gateway.stages.signature import SignatureError
@@ -153,7 +153,8 @@ def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     backend = open_state(settings.state)
     shared = SharedState(backend, metrics)
-    spool = open_spool(settings.spool)  # its file is opened on first use (a spool route)
+    spool_backend = backend_for(settings.spool)
+    spool = spool_backend.open_spool()  # its file is opened on first use (a spool route)
     metrics.attach(spool)
     slot = RuntimeSlot(Runtime(settings, shared, metrics, spool), metrics, OAUTH_PATHS)
     app = web.Application(
@@ -188,7 +189,8 @@ def create_app(settings: Settings) -> web.Application:
         await backend.close()
 
     app.cleanup_ctx.append(lifecycle)
-    app.cleanup_ctx.append(spool_lifecycle(spool, slot))  # stops before the pools close
+    # The spool's deliverer stops before the pools close.
+    app.cleanup_ctx.append(spool_lifecycle(spool_backend, spool, slot))
     setup_oauth(app, settings)
     fixed = {resource.canonical: tuple(sorted({route.method for route in resource}))
              for resource in app.router.resources()}
@@ -201,27 +203,15 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=defer_continue)
     return app
 
-def spool_lifecycle(spool: Spool, slot: RuntimeSlot
+def spool_lifecycle(backend: SpoolBackend, spool: Spool, slot: RuntimeSlot
                     ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The app's ``cleanup_ctx`` entry: the deliverer runs while the app does, on a thread
-    and loop of its own (``spool/thread.py`` says why); at shutdown, after the listeners
-    drained, it stops and the spool's last writes are committed."""
+    """The app's ``cleanup_ctx`` entry: the backend's deliverer runs while the app does;
+    at shutdown, after the listeners drained, it stops and the spool's last writes are
+    committed."""
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-        if spool.settings.backend == "redis":
-            # Redis's asyncio connections belong to the loop that opened them: the stream
-            # deliverer stays on the serving loop. The SQLite one gets a loop of its own.
-            deliverer = open_deliverer(spool, slot)
-            task = asyncio.get_running_loop().create_task(deliverer.run())
-            yield
-            await deliverer.stop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await spool.close()
-            return
-        delivery = DeliveryThread(spool, slot, spool.settings)
-        await asyncio.to_thread(delivery.start)
+        delivery = backend.open_deliverer(spool, slot)
+        await delivery.start()
         yield
         await delivery.stop()
         await spool.close()

@@ -41,6 +41,7 @@ from gateway.serve.guards import GuardedAppRunner, GuardedTCPSite
 from gateway.serve.malloc import HeapTrimmer
 from gateway.serve.pidfile import PidFile, PidFileError
 from gateway.serve.reload import reload_app
+from gateway.spool.factory import backend_for
 
 __all__ = ["DRAIN_SECONDS", "RunningGateway", "WorkerOptions", "serve", "start_gateway"]
 
@@ -219,11 +220,8 @@ def serve(config: Path, worker: WorkerOptions | None = None) -> int:
     if worker is None:  # the supervisor or the single process says it once, not each worker
         for warning in settings.warnings:
             log.warning("configuration: %s", warning, extra={"reason_id": "config_warning"})
-        if settings.spool.backend == "redis":
-            from gateway.spool.stream_durability import startup_warnings
-
-            for warning in startup_warnings(settings.spool):
-                log.warning("%s", warning, extra={"reason_id": "spool_durability"})
+        for warning in backend_for(settings.spool).startup_warnings():
+            log.warning("%s", warning, extra={"reason_id": "spool_durability"})
     _install_uvloop()
     lock = None
     if worker is None:  # the supervisor holds it for its workers

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from gateway.config import SpoolSettings
-from gateway.spool.backend import SpoolError
-from gateway.spool.stream import NotReplicated, StreamStore
-from gateway.spool.stream_durability import durability_warnings
+from gateway.spool.base import SpoolError
+from gateway.spool.redis.durability import durability_warnings
+from gateway.spool.redis.streams import NotReplicated, StreamStore
 
 from redis_harness import RedisServer, eventually, needs_redis
 

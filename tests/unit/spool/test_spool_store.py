@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.spool import store
-from gateway.spool.deliverer import backoff_seconds, excerpt
-from gateway.spool.writer import SpoolError, SpoolWriter
+from gateway.spool.attempt import backoff_seconds, excerpt
+from gateway.spool.base import SpoolError
+from gateway.spool.sqlite import statements as store
+from gateway.spool.sqlite.writer import SpoolWriter
 
 ROUTE = "/segments/aam"
 BIG = 1 << 30

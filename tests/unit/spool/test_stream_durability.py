@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.config import SpoolSettings
-from gateway.spool.stream_durability import assess
+from gateway.spool.redis.durability import assess
 
 _ALWAYS = {"appendonly": "yes", "appendfsync": "always"}
 

@@ -1,7 +1,7 @@
 """``spool.backend: redis``: the spool in Redis Streams, shared by every instance (docs/deploy.md).
 
-``StreamStore`` implements ``backend.SpoolStore`` and the deliverer's operations with the
-scripts of ``stream_scripts.py`` (one round trip each) through redis-py's asyncio client.
+``StreamStore`` implements ``base.SpoolStore`` and the deliverer's operations with the
+scripts of ``scripts.py`` (one round trip each) through redis-py's asyncio client.
 A push is stored by one script (bounds, id, ``XADD``), and when ``spool.min_replicas`` is
 set the same connection then sends ``WAIT min_replicas timeout``: the push counts as stored
 only when that many replicas acknowledged it; otherwise it is removed again and the caller
@@ -9,35 +9,36 @@ answers ``503`` (``NotReplicated``), which IRIS retries.
 
 The client, its TLS, the masking of passwords in errors and the breaker are
 ``state/redis_connection.py``'s. The reading and
-operating half (``view``, ``entries``, ``requeue``, ``purge``) is in ``stream_admin.py``.
+operating half (``view``, ``entries``, ``requeue``, ``purge``) is in ``admin.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
 from gateway.config import SpoolSettings
-from gateway.spool import stream_admin
-from gateway.spool.backend import SpoolError
-from gateway.spool.stream_scripts import GROUP, SCRIPTS
-from gateway.state.redis_connection import RedisConnection
+from gateway.spool.base import Entry, SpoolError, SpoolView
+from gateway.spool.redis import admin as stream_admin
+from gateway.spool.redis.scripts import GROUP, SCRIPTS
+from gateway.state.redis_connection import RedisConnection, describe
 
-if TYPE_CHECKING:
-    from gateway.spool.status import SpoolView
-    from gateway.spool.store import Entry
-
-__all__ = ["GROUP", "Claim", "NotReplicated", "StreamItem", "StreamStore"]
+__all__ = ["GROUP", "Claim", "NotReplicated", "StreamItem", "StreamStore", "where"]
 
 T = TypeVar("T")
 WAIT_MILLISECONDS = 800  # inside the accept's 2 s, with room for the local fallback
 _TIMEOUT_SECONDS = 1.0
 _BREAKER_SECONDS = 1.0  # after a failure, pushes go straight to the local spool this long
 _IDLE_CONSUMER_MS = 3_600_000
+
+
+def where(settings: SpoolSettings) -> str:
+    """The streams, for people: the Redis host and the key prefix (never the URL)."""
+    return f"{describe(settings.url)} {settings.key_prefix}spool:*"
 
 
 def _text(value: Any) -> str:
@@ -239,7 +240,7 @@ class StreamStore:
     async def release(self, route: str, owner: str) -> None:
         await self.run("RELEASE", [self.key("lease", route)], [owner])
 
-    # -- reading and operating (stream_admin.py) -----------------------------------------
+    # -- reading and operating (admin.py) -----------------------------------------
 
     async def view(self, *, write_probe: bool = False) -> SpoolView:
         return await self.call(lambda: stream_admin.view(self, write_probe))
@@ -247,11 +248,28 @@ class StreamStore:
     async def entries(self, *, dead_only: bool, limit: int) -> list[Entry]:
         return await self.call(lambda: stream_admin.entries(self, dead_only, limit))
 
-    async def requeue(self, ids: Sequence[int] | None) -> int:
-        return await self.call(lambda: stream_admin.requeue(self, ids))
+    async def requeue(self, ids: Sequence[int] | None, *, dead_only: bool = False) -> int:
+        chosen = await self._dead(ids) if dead_only else ids
+        if chosen is not None and not chosen:
+            return 0
+        return await self.call(lambda: stream_admin.requeue(self, chosen))
 
-    async def purge(self, ids: Sequence[int] | None) -> int:
-        return await self.call(lambda: stream_admin.purge(self, ids))
+    async def purge(self, ids: Sequence[int] | None, *, dead_only: bool = False) -> int:
+        chosen = await self._dead(ids) if dead_only else ids
+        if chosen is not None and not chosen:
+            return 0
+        return await self.call(lambda: stream_admin.purge(self, chosen))
+
+    async def _dead(self, ids: Sequence[int] | None) -> Sequence[int] | None:
+        """Those of ``ids`` that are dead letters (None: all of them)."""
+        if ids is None:
+            return None
+        dead = {e.id for e in await self.entries(dead_only=True,
+                                                 limit=max(ids, default=0) + 10_000)}
+        return [i for i in ids if i in dead]
+
+    def counters(self) -> dict[str, int]:
+        return {}
 
     async def close(self) -> None:
         await self.redis.close()
