@@ -111,11 +111,7 @@ def front_middleware(metrics: Metrics, labels: dict[str, str],
                 metrics.count("gateway_payload_rejections_total",
                               labels.get(request.path, "unmatched"), error.error)
             return respond_to(request, error)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            return respond_to(request, exc)
-        except Exception as exc:
+        except Exception as exc:  # the one catch-all (errors/render.py)
             return respond_to(request, exc)
         finally:
             metrics.inflight -= 1

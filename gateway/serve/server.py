@@ -34,7 +34,7 @@ from gateway.observe.logs import configure_logging
 from gateway.observe.metrics import Snapshot, write_snapshot
 from gateway.serve.admin import create_admin_app
 from gateway.serve.app import create_app
-from gateway.serve.bind import ListenError, listen_error
+from gateway.serve.bind import config_exit, exit_code, listen_error
 from gateway.serve.collector import settle_collector
 from gateway.serve.control import validated
 from gateway.serve.guards import GuardedAppRunner, GuardedTCPSite
@@ -213,9 +213,7 @@ def serve(config: Path, worker: WorkerOptions | None = None) -> int:
     try:
         settings = validated(config)  # what check-config checks, no less
     except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
-        return 2
+        return config_exit(exc)
     configure_logging(settings.logging)
     if worker is None:  # the supervisor or the single process says it once, not each worker
         for warning in settings.warnings:
@@ -248,18 +246,8 @@ def _run(settings: Settings, worker: WorkerOptions | None) -> int:
         ports = ", ".join(f"{name}={port}" for name, port in running.ports.items())
         print(f"gateway serving ({ports})", flush=True)
 
-    try:
+    def main() -> int:
         asyncio.run(_serve(settings, announce if worker is None else None, worker))
-    except ListenError as exc:
-        print(f"gateway serve: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"gateway serve: cannot listen: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    except ConfigError as exc:  # a key that parsed at load time but not into a key set
-        for line in exc.errors:
-            print(line, file=sys.stderr)
-        return 2
-    finally:
-        stdout_writer().flush()
-    return 0
+        return 0
+
+    return exit_code(main)
