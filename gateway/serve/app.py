@@ -10,7 +10,7 @@ resources of the router (found by one dictionary lookup), everything else falls 
 catch-all, and both dispatch through the runtime of the moment; it answers 404 and 405 +
 ``Allow`` exactly as the router would.
 
-The app owns the process's shared-state mirror (``shared.py``, refreshed in the
+The app owns the process's shared-state mirror (``state/mirror.py``, refreshed in the
 background), its metrics and the runtime slot; ``reload.py`` swaps the runtime.
 """
 

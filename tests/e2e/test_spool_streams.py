@@ -1,5 +1,5 @@
 """The Redis spool's store against a real ``redis-server`` (docs/operations.md): what the
-scripts of ``gateway/spool/stream_scripts.py`` keep, claim, lease, take over, retry,
+scripts of ``gateway/spool/redis/scripts.py`` keep, claim, lease, take over, retry,
 dead-letter and bound, without a gateway in front.
 
 Each test starts its own Redis on a loopback port; nothing here sleeps to time an

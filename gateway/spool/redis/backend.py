@@ -86,7 +86,7 @@ class RedisBackend:
 
     async def readiness(self) -> Readiness:
         settings = self.settings
-        member: dict[str, object] = {"backend": "redis", "where": self.where()}
+        member: dict[str, object] = {"backend": settings.backend, "where": self.where()}
         path = settings.path
         streams = stream_for(settings)
         short = None

@@ -3,7 +3,7 @@ synchronous.
 
 One row per accepted request, keyed by an ``AUTOINCREMENT`` id, so ids are arrival order and
 never reused. A row holds what the forwarder needs to send the very same request later (the
-method, the raw query, the header block ``forward_headers.request_fields`` built, the body)
+method, the raw query, the header block ``forward/headers.request_fields`` built, the body)
 and its delivery state: ``attempts``, ``next_at`` (backoff), a lease (``lease_owner``,
 ``lease_until``) while a deliverer holds it, ``dead`` once it is on the dead-letter list.
 

@@ -1,4 +1,4 @@
-"""spool/thread.py: the deliverer's thread sees the serving slot's current runtime through a
+"""spool/sqlite/thread.py: the deliverer's thread sees the serving slot's current runtime through a
 forwarder of its own loop, and closes a replaced runtime's forwarder once its runs end."""
 
 from __future__ import annotations

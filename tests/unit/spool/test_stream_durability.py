@@ -1,5 +1,5 @@
 """What the start-up check of the Redis spool says for what Redis answered
-(``gateway/spool/stream_durability.py``, docs/deploy.md): one warning per way Redis falls
+(``gateway/spool/redis/durability.py``, docs/deploy.md): one warning per way Redis falls
 short of ``min_replicas``, none when it gives it."""
 
 from __future__ import annotations
