@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from gateway.spool.base import SpoolError
 from gateway.spool.sqlite import statements as store
 
-__all__ = ["SpoolError", "SpoolWriter"]  # SpoolError: from base.py
+__all__ = ["SpoolWriter"]
 
 T = TypeVar("T")
 _MAX_GROUP = 512  # operations per transaction: bounds the time a commit holds the lock
