@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from gateway.observe.accesslog import Trace
     from gateway.observe.metrics import Metrics
     from gateway.serve.runtime import RuntimeSlot
-    from gateway.spool.writer import Spool
+    from gateway.spool.accept import Spool
     from gateway.state.mirror import SharedState
 
 __all__ = [

@@ -41,7 +41,9 @@ def render(error: GatewayError) -> web.Response:
 
 
 def respond_to(request: web.Request, exc: Exception) -> web.Response:
-    """The JSON error answer to whatever a handler raised; never a stack trace on the wire."""
+    """The JSON error answer to whatever a handler raised; never a stack trace on the wire.
+    The one catch-all of both apps' middlewares: an ``HTTPException`` below 400 (a
+    redirect) is no failure and is raised again for aiohttp to send."""
     if isinstance(exc, GatewayError):
         return render(exc)
     if isinstance(exc, web.HTTPMethodNotAllowed):
@@ -50,7 +52,9 @@ def respond_to(request: web.Request, exc: Exception) -> web.Response:
         return render(NotFoundError())
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return render(PayloadTooLargeError())
-    if isinstance(exc, web.HTTPException) and exc.status >= 400:
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            raise exc
         generic = GatewayError.__new__(GatewayError)
         GatewayError.__init__(generic, exc.reason if exc.reason.isascii() else None)
         response = render(generic)
@@ -70,9 +74,5 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     middleware in app.py does the same and counts refusals)."""
     try:
         return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return respond_to(request, exc)
     except Exception as exc:
         return respond_to(request, exc)

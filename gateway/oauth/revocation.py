@@ -21,12 +21,11 @@ from aiohttp import web
 
 from gateway.errors import NO_STORE_HEADERS, InvalidGrantError, InvalidRequestError
 from gateway.keys import METRICS, RUNTIME, SHARED_STATE
-from gateway.oauth.token_endpoint import authenticate_request, json_answer
+from gateway.oauth.token_endpoint import OAuthRuntime, authenticate_request, json_answer
 
 if TYPE_CHECKING:
     from gateway.config import ClientSettings
     from gateway.oauth.tokens import VerifiedToken
-    from gateway.serve.runtime import Runtime
 
 __all__ = ["REVOKE_SCOPE", "RFC7662_SCOPE", "introspection_endpoint", "revocation_endpoint"]
 
@@ -49,7 +48,7 @@ def _token_parameter(form: dict[str, str]) -> str:
 
 
 async def _client_and_token(request: web.Request) -> tuple[
-        Runtime, ClientSettings, tuple[VerifiedToken, dict[str, Any]] | None]:
+        OAuthRuntime, ClientSettings, tuple[VerifiedToken, dict[str, Any]] | None]:
     """What both endpoints do first, as the token endpoint does: the client and the form
     (under the failed-authentication limit of the address); then the ``token`` looked up."""
     runtime = request.app[RUNTIME].current

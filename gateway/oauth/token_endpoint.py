@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote_plus
 
 from aiohttp import hdrs, web
@@ -35,10 +35,25 @@ from gateway.oauth.clients import parse_basic
 from gateway.peer import client_address
 
 if TYPE_CHECKING:
-    from gateway.serve.runtime import Runtime
+    from gateway.config import Settings
+    from gateway.oauth.clients import ClientRegistry
+    from gateway.oauth.tokens import TokenIssuer, TokenVerifier
+    from gateway.state.mirror import FailedAuthGuard
 
-__all__ = ["MAX_BODY_BYTES", "authenticate_request", "json_answer", "parse_basic",
+__all__ = ["MAX_BODY_BYTES", "OAuthRuntime", "authenticate_request", "json_answer", "parse_basic",
            "parse_form", "read_form", "token_endpoint"]
+
+
+class OAuthRuntime(Protocol):
+    """What the OAuth endpoints use of the serving runtime (``serve/runtime.Runtime``),
+    named here so that ``oauth`` does not depend on ``serve``."""
+
+    settings: Settings
+    registry: ClientRegistry
+    guard: FailedAuthGuard
+    issuer: TokenIssuer
+    verifier: TokenVerifier
+
 
 MAX_BODY_BYTES = 4096
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
@@ -115,7 +130,7 @@ async def read_form(request: web.Request) -> dict[str, str]:
     return parse_form(await _read_body(request))
 
 
-async def authenticate_request(request: web.Request, runtime: Runtime
+async def authenticate_request(request: web.Request, runtime: OAuthRuntime
                                ) -> tuple[ClientSettings, dict[str, str]]:
     """RFC 6749 §2.3: the client and the form of a token, revocation (RFC 7009 §2.1) or
     introspection (RFC 7662 §2.1) request, authenticated by exactly one method."""
@@ -173,7 +188,7 @@ def _body_refusal(clients: tuple[ClientSettings, ...]) -> str:
             "(client_secret_basic).")
 
 
-def caller_address(request: web.Request, runtime: Runtime) -> str:
+def caller_address(request: web.Request, runtime: OAuthRuntime) -> str:
     """The address failed authentications are counted against: behind a trusted load
     balancer the caller's (X-Forwarded-For), not the balancer's, or one guesser would block
     every client of the fleet (docs/architecture.md, docs/deploy.md)."""

@@ -10,7 +10,7 @@ resources of the router (found by one dictionary lookup), everything else falls 
 catch-all, and both dispatch through the runtime of the moment; it answers 404 and 405 +
 ``Allow`` exactly as the router would.
 
-The app owns the process's shared-state mirror (``shared.py``, refreshed in the
+The app owns the process's shared-state mirror (``state/mirror.py``, refreshed in the
 background), its metrics and the runtime slot; ``reload.py`` swaps the runtime.
 """
 
@@ -53,14 +53,15 @@ from gateway.serve.malloc import tune_allocator
 from gateway.serve.oauth_routes import OAUTH_PATHS, setup_oauth
 from gateway.serve.runtime import Runtime, RuntimeSlot
 from gateway.serve.tls import server_context
-from gateway.spool.backend import open_deliverer, open_spool
-from gateway.spool.thread import DeliveryThread
-from gateway.spool.writer import Spool
+from gateway.spool.accept import Spool
+from gateway.spool.base import SpoolBackend
+from gateway.spool.factory import backend_for
 from gateway.stages.https import check_https
 from gateway.stages.pipeline import request_id
 from gateway.stages.signature import SignatureError
+from gateway.state.base import StateError
+from gateway.state.factory import open_state
 from gateway.state.mirror import SharedState
-from gateway.state.sqlite import StateError, open_state
 
 __all__ = ["create_app", "error_middleware"]
 
@@ -110,11 +111,7 @@ def front_middleware(metrics: Metrics, labels: dict[str, str],
                 metrics.count("gateway_payload_rejections_total",
                               labels.get(request.path, "unmatched"), error.error)
             return respond_to(request, error)
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            return respond_to(request, exc)
-        except Exception as exc:
+        except Exception as exc:  # the one catch-all (errors/render.py)
             return respond_to(request, exc)
         finally:
             metrics.inflight -= 1
@@ -152,7 +149,8 @@ def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     backend = open_state(settings.state)
     shared = SharedState(backend, metrics)
-    spool = open_spool(settings.spool)  # its file is opened on first use (a spool route)
+    spool_backend = backend_for(settings.spool)
+    spool = spool_backend.open_spool()  # its file is opened on first use (a spool route)
     metrics.attach(spool)
     slot = RuntimeSlot(Runtime(settings, shared, metrics, spool), metrics, OAUTH_PATHS)
     app = web.Application(
@@ -187,7 +185,8 @@ def create_app(settings: Settings) -> web.Application:
         await backend.close()
 
     app.cleanup_ctx.append(lifecycle)
-    app.cleanup_ctx.append(spool_lifecycle(spool, slot))  # stops before the pools close
+    # The spool's deliverer stops before the pools close.
+    app.cleanup_ctx.append(spool_lifecycle(spool_backend, spool, slot))
     setup_oauth(app, settings)
     fixed = {resource.canonical: tuple(sorted({route.method for route in resource}))
              for resource in app.router.resources()}
@@ -200,27 +199,15 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=defer_continue)
     return app
 
-def spool_lifecycle(spool: Spool, slot: RuntimeSlot
+def spool_lifecycle(backend: SpoolBackend, spool: Spool, slot: RuntimeSlot
                     ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """The app's ``cleanup_ctx`` entry: the deliverer runs while the app does, on a thread
-    and loop of its own (``spool/thread.py`` says why); at shutdown, after the listeners
-    drained, it stops and the spool's last writes are committed."""
+    """The app's ``cleanup_ctx`` entry: the backend's deliverer runs while the app does;
+    at shutdown, after the listeners drained, it stops and the spool's last writes are
+    committed."""
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
-        if spool.settings.backend == "redis":
-            # Redis's asyncio connections belong to the loop that opened them: the stream
-            # deliverer stays on the serving loop. The SQLite one gets a loop of its own.
-            deliverer = open_deliverer(spool, slot)
-            task = asyncio.get_running_loop().create_task(deliverer.run())
-            yield
-            await deliverer.stop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await spool.close()
-            return
-        delivery = DeliveryThread(spool, slot, spool.settings)
-        await asyncio.to_thread(delivery.start)
+        delivery = backend.open_deliverer(spool, slot)
+        await delivery.start()
         yield
         await delivery.stop()
         await spool.close()

@@ -5,7 +5,8 @@ every socket of the same user bound with it, whoever opened it. So a second gate
 workers on the same port would silently take part of the traffic. ``ensure_free`` is the
 check made before any worker binds: a plain bind (SO_REUSEADDR, as every listener has, but
 without SO_REUSEPORT) fails while anything listens on the address, and the gateway then
-refuses to start instead of sharing.
+refuses to start instead of sharing. ``exit_code`` turns what stops a serving process at
+start into its exit code, for the single process and the supervisor alike.
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ import contextlib
 import errno
 import os
 import socket
+import sys
+from collections.abc import Callable
 
-__all__ = ["ListenError", "ensure_free", "listen_error"]
+from gateway.config import ConfigError
+from gateway.observe.accesslog import stdout_writer
+
+__all__ = ["ListenError", "config_exit", "ensure_free", "exit_code", "listen_error"]
 
 
 class ListenError(Exception):
@@ -63,3 +69,28 @@ def ensure_free(key: str, host: str, port: int) -> None:
             raise listen_error(key, host, port, exc) from None
         finally:
             sock.close()
+
+
+def config_exit(exc: ConfigError) -> int:
+    """Print every configuration error, one a line with its path; exit code 2."""
+    for line in exc.errors:
+        print(line, file=sys.stderr)
+    return 2
+
+
+def exit_code(run: Callable[[], int]) -> int:
+    """``run()``, a serving process's main loop; its exit code: 1 when a listener cannot
+    bind, 2 for a configuration that loaded but does not hold (a key that parsed but not
+    into a key set). Stdout is flushed whatever happens."""
+    try:
+        return run()
+    except ListenError as exc:
+        print(f"gateway serve: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"gateway serve: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except ConfigError as exc:
+        return config_exit(exc)
+    finally:
+        stdout_writer().flush()

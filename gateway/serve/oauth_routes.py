@@ -23,8 +23,8 @@ from gateway.oauth.token_endpoint import token_endpoint
 from gateway.observe.metrics import Metrics
 from gateway.serve.expect import defer_continue
 from gateway.serve.runtime import Runtime, RuntimeSlot
+from gateway.state.memory import MemoryState
 from gateway.state.mirror import SharedState
-from gateway.state.sqlite import MemoryState
 
 __all__ = ["OAUTH_PATHS", "setup_oauth"]
 

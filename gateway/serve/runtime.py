@@ -21,7 +21,7 @@ from gateway.oauth.discovery import Discovery
 from gateway.oauth.keys import KeySet
 from gateway.oauth.tokens import TokenIssuer, TokenVerifier
 from gateway.observe.metrics import Metrics
-from gateway.spool.writer import Spool
+from gateway.spool.accept import Spool
 from gateway.stages.pipeline import RouteEntry, build_routes
 from gateway.state.mirror import FailedAuthGuard, SharedState
 from gateway.state.ratelimit import shared_buckets

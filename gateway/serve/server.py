@@ -34,13 +34,14 @@ from gateway.observe.logs import configure_logging
 from gateway.observe.metrics import Snapshot, write_snapshot
 from gateway.serve.admin import create_admin_app
 from gateway.serve.app import create_app
-from gateway.serve.bind import ListenError, listen_error
+from gateway.serve.bind import config_exit, exit_code, listen_error
 from gateway.serve.collector import settle_collector
 from gateway.serve.control import validated
 from gateway.serve.guards import GuardedAppRunner, GuardedTCPSite
 from gateway.serve.malloc import HeapTrimmer
 from gateway.serve.pidfile import PidFile, PidFileError
 from gateway.serve.reload import reload_app
+from gateway.spool.factory import backend_for
 
 __all__ = ["DRAIN_SECONDS", "RunningGateway", "WorkerOptions", "serve", "start_gateway"]
 
@@ -212,18 +213,13 @@ def serve(config: Path, worker: WorkerOptions | None = None) -> int:
     try:
         settings = validated(config)  # what check-config checks, no less
     except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
-        return 2
+        return config_exit(exc)
     configure_logging(settings.logging)
     if worker is None:  # the supervisor or the single process says it once, not each worker
         for warning in settings.warnings:
             log.warning("configuration: %s", warning, extra={"reason_id": "config_warning"})
-        if settings.spool.backend == "redis":
-            from gateway.spool.stream_durability import startup_warnings
-
-            for warning in startup_warnings(settings.spool):
-                log.warning("%s", warning, extra={"reason_id": "spool_durability"})
+        for warning in backend_for(settings.spool).startup_warnings():
+            log.warning("%s", warning, extra={"reason_id": "spool_durability"})
     _install_uvloop()
     lock = None
     if worker is None:  # the supervisor holds it for its workers
@@ -250,18 +246,8 @@ def _run(settings: Settings, worker: WorkerOptions | None) -> int:
         ports = ", ".join(f"{name}={port}" for name, port in running.ports.items())
         print(f"gateway serving ({ports})", flush=True)
 
-    try:
+    def main() -> int:
         asyncio.run(_serve(settings, announce if worker is None else None, worker))
-    except ListenError as exc:
-        print(f"gateway serve: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"gateway serve: cannot listen: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    except ConfigError as exc:  # a key that parsed at load time but not into a key set
-        for line in exc.errors:
-            print(line, file=sys.stderr)
-        return 2
-    finally:
-        stdout_writer().flush()
-    return 0
+        return 0
+
+    return exit_code(main)

@@ -45,6 +45,7 @@ from gateway.observe.status_html import render_page
 from gateway.observe.status_model import DeadLetter, Health, status_document
 from gateway.serve.readiness import AdminProbe, probe_upstreams, readiness
 from gateway.serve.status_spool import Action, change, dead_letters
+from gateway.spool.factory import backend_for
 from gateway.spool.status import spool_snapshot
 
 __all__ = ["HEALTH_SECONDS", "StatusPage", "health_snapshot"]
@@ -227,7 +228,7 @@ class StatusPage:
             except (KeyError, ValueError):
                 raise InvalidRequestError("Give one item id, or all=1.") from None
         settings = self.probe.current()[0]
-        if settings.spool.backend == "sqlite" and not settings.spool.path.exists():
+        if not backend_for(settings.spool).exists():
             count = 0
         else:
             count = await change(settings, action, ids)

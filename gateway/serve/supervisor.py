@@ -31,10 +31,9 @@ from aiohttp import web
 
 from gateway.config import ConfigError, Settings
 from gateway.oauth.keys import KeySet
-from gateway.observe.accesslog import stdout_writer
 from gateway.observe.metrics import Metrics, Snapshot, read_snapshots, without_gauges
 from gateway.serve.admin import create_admin_app
-from gateway.serve.bind import ListenError, ensure_free, listen_error
+from gateway.serve.bind import config_exit, ensure_free, exit_code, listen_error
 from gateway.serve.reload import log_refusal, prepare_reload
 
 __all__ = ["Supervisor", "supervise"]
@@ -220,16 +219,5 @@ def supervise(settings: Settings) -> int:
     try:
         supervisor = Supervisor(settings)
     except ConfigError as exc:
-        for line in exc.errors:
-            print(line, file=sys.stderr)
-        return 2
-    try:
-        return asyncio.run(supervisor.run())
-    except ListenError as exc:
-        print(f"gateway serve: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"gateway serve: cannot listen: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    finally:
-        stdout_writer().flush()
+        return config_exit(exc)
+    return exit_code(lambda: asyncio.run(supervisor.run()))

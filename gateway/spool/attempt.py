@@ -1,5 +1,5 @@
 """One try of a stored push, and what it came to: the same rules for both spool backends
-(``deliverer.py`` for the SQLite file, ``stream_deliverer.py`` for Redis Streams).
+(``sqlite/deliverer.py`` for the SQLite file, ``redis/deliverer.py`` for Redis Streams).
 
 * a 2xx: delivered;
 * a refused or broken connection, a timeout, a 5xx, 408 or 429: try again later. A
@@ -9,13 +9,15 @@
   at once, with the status and the start of the answer.
 
 The deliverers record the outcome in their own store; the logging and counting of a dead
-letter, and the watch over a route's run, are here so both say the same.
+letter, the backoff between tries and the watch over a route's run are here so both say
+the same.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -25,12 +27,20 @@ from gateway.config import RouteSettings
 from gateway.errors import BadGatewayError, GatewayTimeoutError
 from gateway.forward.h1pool import ConnectFailed, UpstreamAnswer
 
-__all__ = ["RETRYABLE", "Outcome", "Wakes", "attempt", "end_runs", "excerpt", "note_dead",
-           "watch_run"]
+__all__ = ["RETRYABLE", "Outcome", "Wakes", "attempt", "backoff_seconds", "end_runs", "excerpt",
+           "note_dead", "watch_run"]
 
 log = logging.getLogger("gateway.spool.deliverer")
 
 RETRYABLE = frozenset({408, 429})  # with every 5xx
+
+
+def backoff_seconds(attempt: int, initial: float, most: float,
+                    rng: random.Random | None = None) -> float:
+    """The wait before try ``attempt + 1``: ``initial * 2**(attempt-1)`` capped at ``most``,
+    of which a random half is jitter (so retries of many items do not march in step)."""
+    ceiling = min(most, initial * 2.0 ** min(max(attempt - 1, 0), 62))
+    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
 
 class Sender(Protocol):

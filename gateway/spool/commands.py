@@ -1,9 +1,9 @@
 """``gateway spool stats|list|retry|purge [-c FILE]``: the operator's view of the spool
-(docs/operations.md), the same on both backends (``backend.SpoolStore``).
+(docs/operations.md), the same on every backend (``base.SpoolBackend``, ``base.SpoolStore``).
 
-With ``spool.backend: sqlite`` they open the spool file named by the configuration directly
-(WAL: safe while the gateway runs, which sees their changes at its next claim); with
-``redis`` they work on the streams every instance shares. Nothing shown ever includes a
+They work on the store the configuration names, beside a running gateway: the spool file
+(WAL: the gateway sees their changes at its next claim) or the streams every instance
+shares. Nothing shown ever includes a
 request's headers or body (the header block may hold a forwarded token): ids, routes,
 sizes, times, attempts, and for dead letters the backend's status and the start of its
 answer.
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -33,12 +32,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from gateway.spool.backend import SpoolError, SpoolStore, open_store, where
-from gateway.spool.status import reader_for
+from gateway.spool.base import Entry, SpoolError, SpoolStore
+from gateway.spool.factory import backend_for
 
 if TYPE_CHECKING:
     from gateway.config import Settings
-    from gateway.spool.store import Entry
 
 __all__ = ["add_arguments", "run", "spool_entries", "spool_purge", "spool_retry",
            "spool_stats"]
@@ -58,7 +56,7 @@ def _sync(work: Coroutine[Any, Any, T]) -> T:
 
 
 async def _with_store(settings: Settings, work: Callable[[SpoolStore], Awaitable[T]]) -> T:
-    found = open_store(settings.spool)
+    found = backend_for(settings.spool).open_store()
     try:
         return await work(found)
     finally:
@@ -68,20 +66,17 @@ async def _with_store(settings: Settings, work: Callable[[SpoolStore], Awaitable
 async def spool_stats(settings: Settings) -> dict[str, Any]:
     """``stats --json``'s object."""
     limits = settings.spool
+    backend = backend_for(limits)
     view = await _with_store(settings, lambda s: s.view())
     stats: dict[str, Any] = {
-        "backend": limits.backend, "where": where(limits), "depth": view.depth,
+        "backend": limits.backend, "where": backend.where(), "depth": view.depth,
         "dead_letters": view.dead_letters, "oldest_age_seconds": round(view.oldest_age(), 3),
         "items": view.items, "bytes": view.bytes, "max_items": limits.max_items,
         "max_bytes": limits.max_bytes,
         "routes": [{"route": r.route, "depth": r.queued, "dead_letters": r.dead,
                     "bytes": r.bytes, "oldest_age_seconds": round(view.oldest_age(r), 3)}
                    for r in view.routes]}
-    if limits.backend == "sqlite":
-        stats["path"] = str(limits.path)
-    elif limits.path.exists():  # pushes taken while Redis was away, not moved yet
-        local = await reader_for(limits.path).view()
-        stats["local"] = {"path": str(limits.path), "depth": local.depth}
+    stats.update(await backend.details())
     return stats
 
 
@@ -90,14 +85,18 @@ async def spool_entries(settings: Settings, *, dead_only: bool, limit: int) -> l
                                                            limit=max(1, limit)))
 
 
-async def spool_retry(settings: Settings, ids: Sequence[int] | None) -> int:
-    """Requeue ``ids`` (None: every dead letter); the number requeued."""
-    return await _with_store(settings, lambda s: s.requeue(ids))
+async def spool_retry(settings: Settings, ids: Sequence[int] | None, *,
+                      dead_only: bool = False) -> int:
+    """Requeue ``ids`` (None: every dead letter; ``dead_only``: those of them that are
+    dead letters); the number requeued."""
+    return await _with_store(settings, lambda s: s.requeue(ids, dead_only=dead_only))
 
 
-async def spool_purge(settings: Settings, ids: Sequence[int] | None) -> int:
-    """Purge ``ids`` (None: every dead letter); the number purged."""
-    return await _with_store(settings, lambda s: s.purge(ids))
+async def spool_purge(settings: Settings, ids: Sequence[int] | None, *,
+                      dead_only: bool = False) -> int:
+    """Purge ``ids`` (None: every dead letter; ``dead_only``: those of them that are
+    dead letters); the number purged."""
+    return await _with_store(settings, lambda s: s.purge(ids, dead_only=dead_only))
 
 
 def add_arguments(parser: argparse.ArgumentParser, config: Path) -> None:
@@ -135,15 +134,15 @@ def run(args: argparse.Namespace) -> int:
     if args.spool_command in ("retry", "purge") and bool(args.ids) == bool(args.all_dead):
         print(f"spool {args.spool_command}: give item ids or --all-dead", file=sys.stderr)
         return 2
-    spool = settings.spool
+    backend = backend_for(settings.spool)
     # Never create the file here: an empty file means "in use".
-    if spool.backend == "sqlite" and not spool.path.exists():
-        print(f"{spool.path}: no spool file (nothing was ever spooled)")
+    if not backend.exists():
+        print(f"{backend.where()}: no spool file (nothing was ever spooled)")
         return 1 if args.spool_command in ("retry", "purge") and args.ids else 0
     try:
         return _ACTIONS[args.spool_command](settings, args)
-    except (sqlite3.Error, OSError) as exc:
-        print(f"{where(spool)}: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+    except OSError as exc:
+        print(f"{backend.where()}: {exc.__class__.__name__}: {exc}", file=sys.stderr)
         return 1
     except SpoolError as exc:
         print(str(exc), file=sys.stderr)

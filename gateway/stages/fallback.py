@@ -28,8 +28,8 @@ from gateway.errors import BadGatewayError, GatewayTimeoutError, ServiceUnavaila
 from gateway.forward.upstream import Forwarder
 from gateway.keys import TRACE, UPSTREAM_STATUS
 from gateway.observe.metrics import Metrics
+from gateway.spool.accept import Spool
 from gateway.spool.attempt import RETRYABLE  # the deliverer's rule: what is worth a retry
-from gateway.spool.writer import Spool
 
 __all__ = ["ANSWER_BY_SECONDS", "SPOOL_RESERVE_SECONDS", "Fallback"]
 

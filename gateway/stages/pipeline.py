@@ -38,7 +38,7 @@ from gateway.forward.upstream import Forwarder
 from gateway.oauth.tokens import TokenVerifier
 from gateway.observe.metrics import Metrics
 from gateway.peer import client_address
-from gateway.spool.writer import Spool
+from gateway.spool.accept import Spool
 from gateway.stages.authn import authenticate
 from gateway.stages.fallback import Fallback
 from gateway.stages.headers import check_content_headers, read_body

@@ -32,8 +32,8 @@ from collections.abc import AsyncIterator
 from gateway.errors import InvalidClientError, RateLimitedError, ServiceUnavailableError
 from gateway.observe.metrics import Metrics
 from gateway.peer import address_key
+from gateway.state.base import BroadcastingState, StateBackend, StateError, StateEvent
 from gateway.state.ratelimit import WINDOW_SECONDS, BucketLedger, FailedAuthLimiter
-from gateway.state.sqlite import BroadcastingState, StateBackend, StateError, StateEvent
 
 __all__ = ["BUCKET_SYNC_SECONDS", "REFRESH_SECONDS", "RESYNC_SECONDS", "FailedAuthGuard",
            "SharedState"]

@@ -183,7 +183,7 @@ def shared_buckets(ledger: BucketLedger | None) -> Iterator[None]:
 class BucketLedger:
     """The token buckets of one process whose budget the fleet shares (docs/deploy.md).
 
-    ``sync`` (every ~0.1 s, ``shared.py``) charges each bucket's spending to the shared
+    ``sync`` (every ~0.1 s, ``mirror.py``) charges each bucket's spending to the shared
     bucket and sets the local level to what the fleet has left. Between two syncs each
     instance spends from its last view, so the fleet may briefly overspend (the trade Kong's
     ``sync_rate`` makes); the shared debt then holds every instance back until repaid.

@@ -20,28 +20,24 @@ primary, with a replica and Sentinel for failover.
 While Redis is unreachable the calls made for a request (``count_failure``, ``revoke``)
 fail at once instead of waiting for a timeout each: the background resync (``prune``,
 ``revoked_since``, ``blocked``) probes the connection and clears the breaker. Error texts
-name the exception and the host, never the URL or the password.
+name the exception and the host, never the URL or the password: the client, its TLS and
+the breaker are ``redis_connection.py``'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ssl
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit
 
-import redis.asyncio as redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from gateway.config import StateSettings
-from gateway.state.sqlite import StateError, StateEvent
+from gateway.state.base import StateError, StateEvent
+from gateway.state.redis_connection import RedisConnection
 
-__all__ = ["RedisState", "tls_options"]
+__all__ = ["RedisState"]
 
 T = TypeVar("T")
 
@@ -88,55 +84,24 @@ return string.format('%.6f', tokens)
 """
 
 
-def tls_options(url: str | None, ca_file: Path | None) -> dict[str, Any]:
-    """redis-py's TLS arguments for ``url``: for ``rediss://``, a verified TLS 1.2+ server
-    (against ``ca_file``, or the system CAs); nothing for ``redis://``. The spool's streams
-    use it too."""
-    if urlsplit(url or "").scheme != "rediss":
-        return {}
-    return {"ssl_cert_reqs": "required", "ssl_check_hostname": True,
-            "ssl_min_version": ssl.TLSVersion.TLSv1_2,
-            "ssl_ca_certs": str(ca_file) if ca_file else None}
-
-
 class RedisState:
     """``BroadcastingState`` on one Redis primary, shared by every instance and worker."""
 
     def __init__(self, settings: StateSettings) -> None:
-        assert settings.url is not None  # settings.py requires it for this backend
-        parts = urlsplit(settings.url)
-        self._where = f"redis {parts.hostname}:{parts.port or 6379}"
-        self._secrets = [s for s in (settings.password, parts.password) if s]
         self._prefix = settings.key_prefix
         self._channel = f"{settings.key_prefix}events"
-        self._down_until = 0.0
-        self._client: redis.Redis = redis.Redis.from_url(
-            settings.url, password=settings.password, decode_responses=True,
-            socket_connect_timeout=_TIMEOUT_SECONDS, socket_timeout=_TIMEOUT_SECONDS,
-            max_connections=_POOL_SIZE, health_check_interval=5,
-            # One quick retry: a pooled connection broken by a Redis restart is replaced.
-            retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), 1),
-            client_name="aam-oauth-gateway", **tls_options(settings.url, settings.ca_file))
+        self._redis = RedisConnection(
+            settings, name="aam-oauth-gateway", error=StateError, decode_responses=True,
+            socket_timeout=_TIMEOUT_SECONDS, max_connections=_POOL_SIZE,
+            connect_timeout=_TIMEOUT_SECONDS, breaker_seconds=_BREAKER_SECONDS)
+        self._client = self._redis.client
         self._revoke = self._client.register_script(_REVOKE)
         self._count = self._client.register_script(_COUNT_FAILURE)
         self._spend = self._client.register_script(_SPEND)
 
-    def _error(self, exc: BaseException) -> StateError:
-        text = f"{exc.__class__.__name__}: {exc}"
-        for secret in self._secrets:  # SECURITY: never a password in a log line
-            text = text.replace(secret, "***")
-        return StateError(f"{self._where}: {text}")
-
     async def _call(self, work: Callable[[], Awaitable[T]], *, probe: bool = False) -> T:
-        if not probe and time.monotonic() < self._down_until:
-            raise StateError(f"{self._where}: unreachable a moment ago; retrying in background")
-        try:
-            result = await work()
-        except (RedisError, OSError) as exc:
-            self._down_until = time.monotonic() + _BREAKER_SECONDS
-            raise self._error(exc) from None
-        self._down_until = 0.0
-        return result
+        # Request-path calls fail fast while the breaker is open; the resync probes.
+        return await self._redis.call(work, fail_fast=not probe)
 
     async def revoke(self, jti: str, expires_at: float) -> None:
         await self._call(lambda: self._revoke(keys=[self._prefix + "revoked"],
@@ -196,16 +161,14 @@ class RedisState:
                     if event is not None:
                         on_event(event)
         except (RedisError, OSError) as exc:
-            raise self._error(exc) from None
+            raise self._redis.error(exc) from None
         finally:
             # After an outage the connection is gone already; nothing left to release.
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()
 
     async def close(self) -> None:
-        # Closing after an outage: the pool's sockets are dead already.
-        with contextlib.suppress(RedisError, OSError):
-            await self._client.aclose()
+        await self._redis.close()
 
 
 def _parse(data: str) -> StateEvent | None:

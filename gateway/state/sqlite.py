@@ -1,19 +1,11 @@
-"""What the workers of one machine share (docs/configuration.md ``state``, docs/deploy.md): revoked
-token ids
-and failed-authentication counters.
+"""``state.backend: sqlite``: what the workers of one machine share, in one file
+(docs/configuration.md ``state``, docs/deploy.md): revoked token ids and failed-authentication
+counters.
 
-``StateBackend`` is the whole interface a backend implements: five coroutines, each one
-round trip, so a Redis backend (INCR + EXPIRE, a sorted set of revocations) fits it without
-touching the stages. ``SQLiteState`` is the embedded default: WAL mode so readers never wait
-for the writer, ``busy_timeout`` so workers writing at once queue instead of failing, the file
-and its directory created on demand. Its calls run on one dedicated thread: the event loop
-never waits on the disk. ``MemoryState`` is the same contract for one process (unit tests).
-
-The request path never queries a backend: ``SharedState`` (``shared.py``) keeps the
-revoked ids and blocked addresses in memory and refreshes them in the background. A backend
-shared by several machines (``state_redis.RedisState``) is also a ``BroadcastingState``:
-it pushes other instances' revocations and blocks as they happen, and keeps the per-client
-token buckets of the fleet. ``open_state`` picks the backend the configuration names.
+``SQLiteState`` implements ``base.StateBackend``: WAL mode so readers never wait for the
+writer, ``busy_timeout`` so workers writing at once queue instead of failing, the file and
+its directory created on demand. Its calls run on one dedicated thread: the event loop
+never waits on the disk.
 """
 
 from __future__ import annotations
@@ -21,18 +13,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Any
 
+from gateway.state.base import StateError
 from gateway.state.dbfile import connect_private, make_private
 
-if TYPE_CHECKING:
-    from gateway.config import StateSettings
-
-__all__ = ["BroadcastingState", "MemoryState", "SQLiteState", "StateBackend", "StateError",
-           "StateEvent", "open_state"]
+__all__ = ["SQLiteState"]
 
 _BUSY_TIMEOUT_MS = 5000
 _SCHEMA = """
@@ -49,103 +37,6 @@ CREATE TABLE IF NOT EXISTS failed_auth (
 );
 CREATE INDEX IF NOT EXISTS failed_auth_blocked ON failed_auth (blocked_until);
 """
-
-
-class StateError(Exception):
-    """The shared state could not be read or written (disk, lock timeout)."""
-
-
-class StateBackend(Protocol):
-    async def revoke(self, jti: str, expires_at: float) -> None:
-        """Remember ``jti`` as revoked until ``expires_at`` (epoch seconds)."""
-
-    async def revoked_since(self, cursor: int) -> tuple[list[tuple[str, float]], int]:
-        """Revocations after ``cursor`` (0 = all unexpired) and the new cursor."""
-
-    async def count_failure(self, address: str, window: float, limit: int) -> float | None:
-        """Count one failed authentication of ``address`` in its ``window``-second window;
-        the time the address stays blocked until, once the count reaches ``limit``."""
-
-    async def blocked(self) -> dict[str, float]:
-        """Every address blocked now, with the time its block ends."""
-
-    async def prune(self) -> None:
-        """Forget expired revocations and finished windows (called now and then)."""
-
-    async def close(self) -> None: ...
-
-
-class StateEvent(NamedTuple):
-    """What another instance just did: revoked token ``key`` or blocked address ``key``,
-    until ``until`` (epoch seconds)."""
-
-    kind: Literal["revoked", "blocked"]
-    key: str
-    until: float
-
-
-@runtime_checkable
-class BroadcastingState(StateBackend, Protocol):
-    """A backend several machines share: it pushes events, so nobody polls it twice a
-    second, and it holds the fleet's token buckets."""
-
-    async def listen(self, on_event: Callable[[StateEvent], None],
-                     on_subscribed: Callable[[], None]) -> None:
-        """Deliver every instance's events until the connection breaks (StateError);
-        ``on_subscribed`` runs once nothing can be missed any more, so a resync made
-        after it sees everything the subscription does not."""
-
-    async def spend(self, key: str, rate: float, burst: int, spent: int) -> float:
-        """Take ``spent`` tokens from the shared bucket ``key`` (refilled at ``rate`` per
-        second up to ``burst``); the tokens left, negative when the fleet overspent."""
-
-
-def open_state(settings: StateSettings) -> StateBackend:
-    """The backend ``settings`` names; nothing connects until the first call."""
-    if settings.backend == "redis":
-        # Imported here: a gateway on SQLite never loads the Redis client.
-        from gateway.state.redis import RedisState
-
-        return RedisState(settings)
-    return SQLiteState(settings.path)
-
-
-class MemoryState:
-    """``StateBackend`` for a single process, without a file."""
-
-    def __init__(self) -> None:
-        self._revoked: list[tuple[str, float]] = []
-        self._windows: dict[str, tuple[float, int, float]] = {}
-
-    async def revoke(self, jti: str, expires_at: float) -> None:
-        self._revoked.append((jti, expires_at))
-
-    async def revoked_since(self, cursor: int) -> tuple[list[tuple[str, float]], int]:
-        now = time.time()
-        fresh = [(j, e) for j, e in self._revoked[cursor:] if e > now]
-        return fresh, len(self._revoked)
-
-    async def count_failure(self, address: str, window: float, limit: int) -> float | None:
-        now = time.time()
-        end, count, blocked = self._windows.get(address, (0.0, 0, 0.0))
-        if end <= now:
-            end, count, blocked = now + window, 0, 0.0
-        count += 1
-        if count >= limit:
-            blocked = end
-        self._windows[address] = (end, count, blocked)
-        return blocked or None
-
-    async def blocked(self) -> dict[str, float]:
-        now = time.time()
-        return {a: b for a, (_, _, b) in self._windows.items() if b > now}
-
-    async def prune(self) -> None:
-        now = time.time()
-        self._windows = {a: w for a, w in self._windows.items() if w[0] > now}
-
-    async def close(self) -> None:
-        return None
 
 
 class SQLiteState:

@@ -16,9 +16,9 @@ import pytest
 import redis.asyncio as redis
 
 from gateway.config import StateSettings
+from gateway.state.base import StateError, StateEvent
 from gateway.state.ratelimit import BucketLedger, TokenBucket, shared_buckets
 from gateway.state.redis import RedisState
-from gateway.state.sqlite import StateError, StateEvent
 
 from redis_harness import RedisServer, eventually, needs_redis
 

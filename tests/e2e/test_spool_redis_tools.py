@@ -21,8 +21,8 @@ from gateway.cli import main
 from gateway.config import Settings
 from gateway.serve.server import RunningGateway
 from gateway.serve.status_spool import change, dead_letters
+from gateway.spool.base import Entry
 from gateway.spool.commands import spool_entries
-from gateway.spool.store import Entry
 from gateway.tools.seed import SEED_PAYLOAD
 
 from e2e_harness import base_config, fetch_token

@@ -20,7 +20,7 @@ from aiohttp import web
 from gateway.cli import main
 from gateway.config import Settings
 from gateway.serve.server import RunningGateway
-from gateway.spool import store
+from gateway.spool.sqlite import statements as store
 from gateway.tools.seed import SEED_PAYLOAD
 
 from e2e_harness import base_config, fetch_token

@@ -1,5 +1,5 @@
 """The Redis spool's store against a real ``redis-server`` (docs/operations.md): what the
-scripts of ``gateway/spool/stream_scripts.py`` keep, claim, lease, take over, retry,
+scripts of ``gateway/spool/redis/scripts.py`` keep, claim, lease, take over, retry,
 dead-letter and bound, without a gateway in front.
 
 Each test starts its own Redis on a loopback port; nothing here sleeps to time an
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from gateway.config import SpoolSettings
-from gateway.spool.backend import SpoolError
-from gateway.spool.stream import NotReplicated, StreamStore
-from gateway.spool.stream_durability import durability_warnings
+from gateway.spool.base import SpoolError
+from gateway.spool.redis.durability import durability_warnings
+from gateway.spool.redis.streams import NotReplicated, StreamStore
 
 from redis_harness import RedisServer, eventually, needs_redis
 

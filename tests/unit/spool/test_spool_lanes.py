@@ -1,8 +1,8 @@
-"""The deliverer's run over a route (spool/lanes.py, spool/deliverer.py): the next batch is
-claimed while the current one is in flight, order and halting hold across batches, and what
-was claimed but not tried is given back. The backend is a fake ``Forwarder.send``: what is
-tested is what the deliverer asks of the spool file, which is real (SQLite, the writer
-thread)."""
+"""The deliverer's run over a route (spool/sqlite/lanes.py, spool/sqlite/deliverer.py): the
+next batch is claimed while the current one is in flight, order and halting hold across
+batches, and what was claimed but not tried is given back. The backend is a fake
+``Forwarder.send``: what is tested is what the deliverer asks of the spool file, which is
+real (SQLite, the writer thread)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ import pytest
 
 from gateway.config import RouteSettings, SpoolSettings
 from gateway.forward.h1pool import UpstreamAnswer
-from gateway.spool import store
-from gateway.spool.deliverer import Deliverer
-from gateway.spool.lanes import BATCH
-from gateway.spool.writer import Spool
+from gateway.spool.accept import Spool
+from gateway.spool.sqlite import statements as store
+from gateway.spool.sqlite.backend import SqliteBackend
+from gateway.spool.sqlite.deliverer import Deliverer, writer_of
+from gateway.spool.sqlite.lanes import BATCH
 
 ROUTE = RouteSettings(path="/segments/aam", upstreams=("http://127.0.0.1:9/segments/aam",),
                       delivery="spool", timeout_seconds=2.0)
@@ -46,8 +47,9 @@ class FakeForwarder:
 
 @pytest.fixture
 async def spool(tmp_path: Path) -> AsyncIterator[Spool]:
-    spool = Spool(SpoolSettings(path=tmp_path / "spool.db", concurrency=4,
-                                retry_initial_seconds=30.0, retry_max_seconds=60.0))
+    spool = SqliteBackend(SpoolSettings(path=tmp_path / "spool.db", concurrency=4,
+                                        retry_initial_seconds=30.0,
+                                        retry_max_seconds=60.0)).open_spool()
     yield spool
     await spool.close()
 
@@ -82,7 +84,7 @@ async def _deliver(spool: Spool, forwarder: FakeForwarder) -> None:
     runtime = SimpleNamespace(settings=SimpleNamespace(routes=(ROUTE,)), forwarder=forwarder,
                               active=0)
     deliverer = Deliverer(spool, SimpleNamespace(current=runtime), spool.settings)
-    items = await spool.writer.call(store.claim, ROUTE.path, deliverer.owner, 1000.0, BATCH,
+    items = await writer_of(spool).call(store.claim, ROUTE.path, deliverer.owner, 1000.0, BATCH,
                                     600.0)
     async with asyncio.timeout(30):
         await deliverer._deliver(runtime, ROUTE, items)  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
-"""The spool's queue (spool_store.py), its writer thread (spool.py) and the deliverer's
-arithmetic (spool_deliverer.py): claims and leases, arrival order, bounds, dead letters,
-requeue and purge, group commit, backoff."""
+"""The SQLite spool's queue (spool/sqlite/statements.py), its writer thread
+(spool/sqlite/writer.py) and the deliverers' arithmetic (spool/attempt.py): claims and
+leases, arrival order, bounds, dead letters, requeue and purge, group commit, backoff."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.spool import store
-from gateway.spool.deliverer import backoff_seconds, excerpt
-from gateway.spool.writer import SpoolError, SpoolWriter
+from gateway.spool.attempt import backoff_seconds, excerpt
+from gateway.spool.base import SpoolError
+from gateway.spool.sqlite import statements as store
+from gateway.spool.sqlite.writer import SpoolWriter
 
 ROUTE = "/segments/aam"
 BIG = 1 << 30

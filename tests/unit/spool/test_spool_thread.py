@@ -1,4 +1,4 @@
-"""spool/thread.py: the deliverer's thread sees the serving slot's current runtime through a
+"""spool/sqlite/thread.py: the deliverer's thread sees the serving slot's current runtime through a
 forwarder of its own loop, and closes a replaced runtime's forwarder once its runs end."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from collections import Counter
 from types import SimpleNamespace
 
 from gateway.config import UpstreamTLSSettings
-from gateway.spool.thread import _Slot
+from gateway.spool.sqlite.thread import _Slot
 
 
 def _serving() -> SimpleNamespace:
@@ -43,7 +43,7 @@ async def test_stop_returns_when_the_deliverers_loop_will_never_run_it(
     import threading
     import time
 
-    from gateway.spool import thread as thread_module
+    from gateway.spool.sqlite import thread as thread_module
 
     made = []
 
@@ -79,7 +79,7 @@ async def test_the_loop_closes_only_once_the_stop_has_ended_the_runs_in_flight()
     import asyncio
     import threading
 
-    from gateway.spool import thread as thread_module
+    from gateway.spool.sqlite import thread as thread_module
 
     events: list[str] = []
 

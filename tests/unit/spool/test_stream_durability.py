@@ -1,5 +1,5 @@
 """What the start-up check of the Redis spool says for what Redis answered
-(``gateway/spool/stream_durability.py``, docs/deploy.md): one warning per way Redis falls
+(``gateway/spool/redis/durability.py``, docs/deploy.md): one warning per way Redis falls
 short of ``min_replicas``, none when it gives it."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.config import SpoolSettings
-from gateway.spool.stream_durability import assess
+from gateway.spool.redis.durability import assess
 
 _ALWAYS = {"appendonly": "yes", "appendfsync": "always"}
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.spool import store
-from gateway.spool.status import SpoolReader
+from gateway.spool.sqlite import statements as store
+from gateway.spool.sqlite.reader import SpoolReader
 from gateway.state.dbfile import connect_private
 from gateway.state.sqlite import SQLiteState
 

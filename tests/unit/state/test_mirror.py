@@ -13,8 +13,9 @@ import pytest
 
 from gateway.errors import ServiceUnavailableError
 from gateway.observe.metrics import Metrics
+from gateway.state.base import BroadcastingState, StateError, StateEvent
+from gateway.state.memory import MemoryState
 from gateway.state.mirror import SharedState
-from gateway.state.sqlite import BroadcastingState, MemoryState, StateError, StateEvent
 
 
 class Switchable(MemoryState):

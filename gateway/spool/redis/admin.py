@@ -1,8 +1,8 @@
 """The reading and operating half of the Redis spool: what ``/readyz``, ``/metrics`` and
 ``gateway spool stats|list|retry|purge`` see and change (docs/operations.md).
 
-The same answers as the SQLite file's (``status.SpoolView``, ``store.Entry``), read from the
-streams of ``stream_scripts.py``: a route's depth is the length of its two queue streams
+The same answers as the SQLite file's (``base.SpoolView``, ``base.Entry``), read from the
+streams of ``scripts.py``: a route's depth is the length of its two queue streams
 (delivered entries are deleted), its dead letters the length of its dead-letter stream, its
 oldest waiting push the first entry of either. Ages are measured on Redis's clock, like
 the times they are computed from. Nothing here reads a header block or a body beyond what
@@ -15,12 +15,11 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from gateway.spool.status import SpoolView
-from gateway.spool.store import Entry, RouteCounts
-from gateway.spool.stream_scripts import GROUP
+from gateway.spool.base import Entry, RouteCounts, SpoolView
+from gateway.spool.redis.scripts import GROUP
 
 if TYPE_CHECKING:
-    from gateway.spool.stream import StreamStore
+    from gateway.spool.redis.streams import StreamStore
 
 __all__ = ["entries", "meta", "purge", "requeue", "routes", "view"]
 

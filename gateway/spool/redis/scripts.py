@@ -1,4 +1,4 @@
-"""The Lua scripts of the Redis spool (``stream.py``): each change to the streams is one
+"""The Lua scripts of the Redis spool (``streams.py``): each change to the streams is one
 script, so it is atomic and one round trip, and every time in them is Redis's clock
 (``TIME``), so instances whose clocks drift still agree on backoffs and ages.
 

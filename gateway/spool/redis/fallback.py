@@ -1,9 +1,10 @@
-"""A Redis outage is not a lost push (docs/operations.md, "Redis outages").
+"""``spool.backend: redis``: a Redis outage is not a lost push (docs/operations.md, "Redis
+outages").
 
 ``FallbackStore`` is the ``SpoolStore`` of a serving process with ``spool.backend: redis``.
 A push goes to the streams; when Redis cannot take it (refused, timed out, read-only,
-out of memory), it goes to the process's local SQLite spool instead (``spool.path``, the
-same file, writer thread and fsync as ``backend: sqlite``) and is answered ``200`` from
+out of memory), it goes to the process's fallback file instead (``spool.path``: the same
+SQLite file, writer thread and fsync as ``backend: sqlite``) and is answered ``200`` from
 there. For a moment after a failure pushes go straight to the file (``StreamStore.usable``),
 so an outage costs no push a timeout. A push neither can store gets ``503``.
 
@@ -24,16 +25,13 @@ import logging
 import os
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from gateway.spool import store
-from gateway.spool.backend import SpoolError
-from gateway.spool.stream import NotReplicated, StreamStore
-
-if TYPE_CHECKING:
-    from gateway.spool.status import SpoolView
-    from gateway.spool.writer import Spool
+from gateway.spool.base import Entry, SpoolError, SpoolView
+from gateway.spool.redis.streams import NotReplicated, StreamStore
+from gateway.spool.sqlite import statements as store
+from gateway.spool.sqlite.store import SqliteStore
 
 __all__ = ["FallbackStore"]
 
@@ -47,11 +45,12 @@ _MOVE_LEASE_SECONDS = 60.0
 class FallbackStore:
     """The streams first, the local file when Redis cannot take a push."""
 
-    def __init__(self, stream: StreamStore, spool: Spool) -> None:
+    def __init__(self, stream: StreamStore, local: SqliteStore, counts: Counter[str]) -> None:
+        assert local.writer is not None  # a serving process's: it takes pushes
         self.stream = stream
-        self.local = spool.store  # the SQLite file, through the process's writer thread
-        self.writer = spool.writer
-        self.counts = spool.counts
+        self.local = local  # the fallback file, through the process's writer thread
+        self.writer = local.writer
+        self.counts = counts  # the spool's (``accept.Spool.counts``)
         self.outage = False  # pushes are going to the file now
 
     async def add(self, route: str, method: str, query: str, fields: bytes,
@@ -128,17 +127,21 @@ class FallbackStore:
     async def view(self, *, write_probe: bool = False) -> SpoolView:
         return await self.stream.view(write_probe=write_probe)
 
-    async def entries(self, *, dead_only: bool, limit: int) -> list[store.Entry]:
+    async def entries(self, *, dead_only: bool, limit: int) -> list[Entry]:
         return await self.stream.entries(dead_only=dead_only, limit=limit)
 
-    async def requeue(self, ids: Sequence[int] | None) -> int:
-        return await self.stream.requeue(ids)
+    async def requeue(self, ids: Sequence[int] | None, *, dead_only: bool = False) -> int:
+        return await self.stream.requeue(ids, dead_only=dead_only)
 
-    async def purge(self, ids: Sequence[int] | None) -> int:
-        return await self.stream.purge(ids)
+    async def purge(self, ids: Sequence[int] | None, *, dead_only: bool = False) -> int:
+        return await self.stream.purge(ids, dead_only=dead_only)
+
+    def counters(self) -> dict[str, int]:
+        return self.local.counters()
 
     async def close(self) -> None:
         await self.stream.close()
+        await self.local.close()
 
 
 def _claim_local(db: sqlite3.Connection, owner: str, now: float

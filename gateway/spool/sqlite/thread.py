@@ -1,4 +1,5 @@
-"""The deliverer's own thread and event loop (``deliverer.py``, docs/architecture.md).
+"""``spool.backend: sqlite``: the deliverer's own thread and event loop (``deliverer.py``,
+docs/architecture.md); ``DeliveryThread`` is this backend's ``base.SpoolDeliverer``.
 
 Why: under a burst the serving event loop is saturated by accepts, and every wake-up of a
 coroutine on it waits for a whole pass over its ready queue. Measured with
@@ -29,8 +30,9 @@ from collections.abc import Callable
 
 from gateway.config import Settings, SpoolSettings
 from gateway.forward.upstream import Forwarder
-from gateway.spool.deliverer import Deliverer, DeliveryRuntime, RuntimeSource
-from gateway.spool.writer import Spool
+from gateway.spool.accept import Spool
+from gateway.spool.base import DeliveryRuntime, RuntimeSource
+from gateway.spool.sqlite.deliverer import Deliverer
 
 __all__ = ["DeliveryThread"]
 
@@ -101,7 +103,11 @@ class DeliveryThread:
         self._thread = threading.Thread(target=self._main, name="gateway-deliverer",
                                         daemon=True)
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Start the thread, without blocking the serving loop while it comes up."""
+        await asyncio.to_thread(self._start)
+
+    def _start(self) -> None:
         # Process-wide: the serving thread is asked for the GIL after 1 ms instead of
         # 5 ms, only while another thread waits for it (this one, the spool writer).
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_SECONDS))

@@ -1,7 +1,8 @@
-"""Spool delivery, the sending half (docs/operations.md): every spooled request reaches its backend.
+"""``spool.backend: sqlite``, the sending half (docs/operations.md): every spooled request
+reaches its backend.
 
 Each gateway process runs one ``Deliverer``. For each configured route it claims the
-route's first items with a lease (``spool_store.claim``, one transaction: the items' lease
+route's first items with a lease (``statements.claim``, one transaction: the items' lease
 owner and expiry are set only when no other process holds a live lease on the route), so
 several workers never deliver the same item at the same time and a route is delivered by
 one process at a time, in arrival order. Items go out through the current runtime's
@@ -26,51 +27,28 @@ import asyncio
 import functools
 import logging
 import os
-import random
 import secrets
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import Protocol
 
-from gateway.config import RouteSettings, Settings, SpoolSettings
-from gateway.forward.upstream import Forwarder
-from gateway.spool import store
-from gateway.spool.attempt import attempt, end_runs, excerpt, note_dead, watch_run
-from gateway.spool.lanes import BATCH, RouteStream
-from gateway.spool.writer import Spool, SpoolError
+from gateway.config import RouteSettings, SpoolSettings
+from gateway.spool.accept import Spool
+from gateway.spool.attempt import attempt, backoff_seconds, end_runs, note_dead, watch_run
+from gateway.spool.base import DeliveryRuntime, RuntimeSource, SpoolError
+from gateway.spool.sqlite import statements as store
+from gateway.spool.sqlite.lanes import BATCH, RouteStream
+from gateway.spool.sqlite.store import SqliteStore
+from gateway.spool.sqlite.writer import SpoolWriter
 
-__all__ = ["Deliverer", "DeliveryRuntime", "RuntimeSource", "backoff_seconds", "excerpt"]
+__all__ = ["Deliverer", "writer_of"]
 
-
-class DeliveryRuntime(Protocol):
-    """What the deliverer needs of the serving runtime (``serve/runtime.py``): the routes,
-    their forwarder, and the count that keeps a retired runtime's pools open."""
-
-    settings: Settings
-    forwarder: Forwarder
-    active: int
-
-
-class RuntimeSource(Protocol):
-    """The slot a reload swaps the runtime in; read once per round."""
-
-    @property
-    def current(self) -> DeliveryRuntime: ...
 
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.25  # what other workers accepted, and backoffs that ended, are seen this fast
 HOUSEKEEPING_SECONDS = 1.0
 _LEASE_MARGIN_SECONDS = 30.0
-
-
-def backoff_seconds(attempt: int, initial: float, most: float,
-                    rng: random.Random | None = None) -> float:
-    """The wait before try ``attempt + 1``: ``initial * 2**(attempt-1)`` capped at ``most``,
-    of which a random half is jitter (so retries of many items do not march in step)."""
-    ceiling = min(most, initial * 2.0 ** min(max(attempt - 1, 0), 62))
-    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
 
 
 def _pid_alive(owner: str) -> bool:
@@ -84,11 +62,19 @@ def _pid_alive(owner: str) -> bool:
     return True
 
 
+def writer_of(spool: Spool) -> SpoolWriter:
+    """The writer thread of a serving SQLite spool (``backend.SqliteBackend.open_spool``)."""
+    found = spool.store
+    assert isinstance(found, SqliteStore) and found.writer is not None
+    return found.writer
+
+
 class Deliverer:
     """Claims and sends spooled items for the current runtime's routes until stopped."""
 
     def __init__(self, spool: Spool, slot: RuntimeSource, settings: SpoolSettings) -> None:
         self._spool = spool
+        self._writer = writer_of(spool)
         self._slot = slot
         self._settings = settings
         self.owner = f"{os.getpid()}:{secrets.token_hex(4)}"
@@ -99,7 +85,7 @@ class Deliverer:
 
     async def run(self) -> None:
         """The background task of the app: claim, send, repeat."""
-        spool, writer = self._spool, self._spool.writer
+        spool, writer = self._spool, self._writer
         next_housekeeping = 0.0
         while not self._stopping:
             spool.wake.clear()  # before claiming: an accept from now on wakes the next round
@@ -135,7 +121,7 @@ class Deliverer:
         a former configuration left (its items are delivered all the same)."""
         if not self._in_use:
             self._in_use = (any(r.spools for r in runtime.settings.routes)
-                            or self._spool.writer.path.exists())
+                            or self._writer.path.exists())
         return self._in_use
 
     def _lease(self, route: RouteSettings) -> float:
@@ -152,7 +138,7 @@ class Deliverer:
         most ``concurrency`` at once (``lanes.py``); the first retry halts the run."""
         runtime.active += 1  # its forwarder's pools stay open until this run is done
         stream = RouteStream(
-            self._spool.writer, route.path, self.owner, self._lease(route),
+            self._writer, route.path, self.owner, self._lease(route),
             self._settings.concurrency, functools.partial(self._try, runtime, route),
             stopping=lambda: self._stopping,
             # A reload's new runtime claims for its own routes: this run only finishes
@@ -180,14 +166,14 @@ class Deliverer:
         if outcome.kind == "delivered":
             # Not awaited: the next send goes out at once, the writer commits the
             # deletions together (the stream checks them).
-            deletions.append(self._spool.writer.submit(store.delivered, item.id))
+            deletions.append(self._writer.submit(store.delivered, item.id))
             self._spool.counts[f"gateway_spool_delivered_total:{route.path}"] += 1
             return True
         if outcome.kind == "retry":
             halt()
             return await self._retry(route, item, outcome.error, outcome.status,
                                      counted=outcome.counted)
-        await self._spool.writer.call(store.dead_letter, item.id, outcome.status, outcome.error)
+        await self._writer.call(store.dead_letter, item.id, outcome.status, outcome.error)
         note_dead(self._spool.counts, route.path, item.id, outcome.status, "backend refused")
         return True
 
@@ -196,7 +182,7 @@ class Deliverer:
         settings = self._settings
         wait = backoff_seconds(item.tries + 1, settings.retry_initial_seconds,
                                settings.retry_max_seconds)
-        dead = await self._spool.writer.call(functools.partial(
+        dead = await self._writer.call(functools.partial(
             store.retry_later, counted=counted, max_attempts=settings.max_attempts),
             item.id, time.time() + wait, error, status)
         if dead:
@@ -207,7 +193,7 @@ class Deliverer:
 
     async def _housekeeping(self) -> None:
         """Dead-letter what is too old; free the leases of processes that died."""
-        writer = self._spool.writer
+        writer = self._writer
         expired = await writer.call(store.expire, time.time(), self._settings.max_age_seconds)
         for _, route in expired:
             self._spool.counts[f"gateway_spool_dead_letters_total:{route}"] += 1

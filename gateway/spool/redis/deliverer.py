@@ -13,13 +13,13 @@ While a batch is being sent a task renews the lease every second; a send starts 
 while the lease has at least the route's timeout left, so a holder that cannot renew
 stops before another instance may start. A killed instance's lease expires
 ``timeout_seconds + 3 s`` after its last renewal, and the next holder claims its pending
-entries. Outcomes and backoff are those of the SQLite deliverer (``deliverer.py``): a 2xx
+entries. Outcomes and backoff are those of the SQLite deliverer (``attempt.py``): a 2xx
 deletes the entry, a connect failure, a timeout, a 5xx, 408 or 429 waits with exponential
 backoff (refused connections not counted against ``max_attempts``), any other status
 dead-letters it with the status and the start of the answer.
 
 Every second the deliverer also moves what the local fallback file holds to the streams
-(``stream_fallback.py``) and expires the entries of routes no longer configured; every ten
+(``fallback.py``) and expires the entries of routes no longer configured; every ten
 minutes it drops the group's consumers that hold nothing and were idle an hour (one is
 left by every process that ever ran).
 """
@@ -34,13 +34,12 @@ import secrets
 import time
 
 from gateway.config import RouteSettings
-from gateway.spool import stream_admin
-from gateway.spool.attempt import attempt, end_runs, note_dead, watch_run
-from gateway.spool.backend import SpoolError
-from gateway.spool.deliverer import DeliveryRuntime, RuntimeSource, backoff_seconds
-from gateway.spool.stream import StreamItem
-from gateway.spool.stream_fallback import FallbackStore
-from gateway.spool.writer import Spool
+from gateway.spool.accept import Spool
+from gateway.spool.attempt import attempt, backoff_seconds, end_runs, note_dead, watch_run
+from gateway.spool.base import DeliveryRuntime, RuntimeSource, SpoolError
+from gateway.spool.redis import admin as stream_admin
+from gateway.spool.redis.fallback import FallbackStore
+from gateway.spool.redis.streams import StreamItem
 
 __all__ = ["LEASE_MARGIN_SECONDS", "StreamDeliverer"]
 
@@ -99,6 +98,12 @@ class StreamDeliverer:
         self._leased: set[str] = set()  # routes whose lease this instance may hold
         self._stopping = False
         self._failing = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Run on the serving loop: Redis's asyncio connections belong to the loop that
+        opened them."""
+        self._task = asyncio.get_running_loop().create_task(self.run())
 
     async def run(self) -> None:
         next_housekeeping = next_pruning = 0.0
@@ -150,6 +155,11 @@ class StreamDeliverer:
             async with asyncio.timeout(_RELEASE_SECONDS):
                 for route in self._leased:
                     await self.stream.release(route, self.owner)
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _known(self) -> list[str]:
         return await self.stream.call(lambda: stream_admin.routes(self.stream))

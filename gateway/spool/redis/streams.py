@@ -1,46 +1,44 @@
 """``spool.backend: redis``: the spool in Redis Streams, shared by every instance (docs/deploy.md).
 
-``StreamStore`` implements ``backend.SpoolStore`` and the deliverer's operations with the
-scripts of ``stream_scripts.py`` (one round trip each) through redis-py's asyncio client.
+``StreamStore`` implements ``base.SpoolStore`` and the deliverer's operations with the
+scripts of ``scripts.py`` (one round trip each) through redis-py's asyncio client.
 A push is stored by one script (bounds, id, ``XADD``), and when ``spool.min_replicas`` is
 set the same connection then sends ``WAIT min_replicas timeout``: the push counts as stored
 only when that many replicas acknowledged it; otherwise it is removed again and the caller
 answers ``503`` (``NotReplicated``), which IRIS retries.
 
-Errors name the exception and the host, never the URL or the password. The reading and
-operating half (``view``, ``entries``, ``requeue``, ``purge``) is in ``stream_admin.py``.
+The client, its TLS, the masking of passwords in errors and the breaker are
+``state/redis_connection.py``'s. The reading and
+operating half (``view``, ``entries``, ``requeue``, ``purge``) is in ``admin.py``.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
 
 import redis.asyncio as redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from gateway.config import SpoolSettings
-from gateway.spool import stream_admin
-from gateway.spool.backend import SpoolError
-from gateway.spool.stream_scripts import GROUP, SCRIPTS
-from gateway.state.redis import tls_options
+from gateway.spool.base import Entry, SpoolError, SpoolView
+from gateway.spool.redis import admin as stream_admin
+from gateway.spool.redis.scripts import GROUP, SCRIPTS
+from gateway.state.redis_connection import RedisConnection, describe
 
-if TYPE_CHECKING:
-    from gateway.spool.status import SpoolView
-    from gateway.spool.store import Entry
-
-__all__ = ["GROUP", "Claim", "NotReplicated", "StreamItem", "StreamStore"]
+__all__ = ["GROUP", "Claim", "NotReplicated", "StreamItem", "StreamStore", "where"]
 
 T = TypeVar("T")
 WAIT_MILLISECONDS = 800  # inside the accept's 2 s, with room for the local fallback
 _TIMEOUT_SECONDS = 1.0
 _BREAKER_SECONDS = 1.0  # after a failure, pushes go straight to the local spool this long
 _IDLE_CONSUMER_MS = 3_600_000
+
+
+def where(settings: SpoolSettings) -> str:
+    """The streams, for people: the Redis host and the key prefix (never the URL)."""
+    return f"{describe(settings.url)} {settings.key_prefix}spool:*"
 
 
 def _text(value: Any) -> str:
@@ -80,21 +78,15 @@ class StreamStore:
     """The streams of one ``spool.key_prefix`` on one Redis primary."""
 
     def __init__(self, settings: SpoolSettings) -> None:
-        assert settings.url is not None  # the loader requires it for this backend
-        parts = urlsplit(settings.url)
         self.settings = settings
-        self.where = f"redis {parts.hostname}:{parts.port or 6379}"
-        self._secrets = [s for s in (settings.password, parts.password) if s]
         self.prefix = f"{settings.key_prefix}spool:"
-        self._down_until = 0.0
-        self.client: redis.Redis = redis.Redis.from_url(
-            settings.url, password=settings.password, decode_responses=False,
-            socket_connect_timeout=_TIMEOUT_SECONDS,
-            socket_timeout=_TIMEOUT_SECONDS + WAIT_MILLISECONDS / 1000,
-            max_connections=64, health_check_interval=5,
-            # One quick retry: a pooled connection broken by a Redis restart is replaced.
-            retry=Retry(ExponentialBackoff(cap=0.1, base=0.02), 1),
-            client_name="aam-oauth-gateway-spool", **tls_options(settings.url, settings.ca_file))
+        self.redis = RedisConnection(
+            settings, name="aam-oauth-gateway-spool", error=SpoolError,
+            decode_responses=False, socket_timeout=_TIMEOUT_SECONDS + WAIT_MILLISECONDS / 1000,
+            max_connections=64, connect_timeout=_TIMEOUT_SECONDS,
+            breaker_seconds=_BREAKER_SECONDS)
+        self.where = self.redis.where
+        self.client: redis.Redis = self.redis.client
         self.scripts = {name: self.client.register_script(text)
                         for name, text in SCRIPTS.items()}
 
@@ -104,26 +96,17 @@ class StreamStore:
         return self.prefix + kind + ("" if route is None else ":" + route)
 
     def error(self, exc: BaseException) -> SpoolError:
-        text = f"{exc.__class__.__name__}: {exc}"
-        for secret in self._secrets:  # SECURITY: never a password in a log line
-            text = text.replace(secret, "***")
-        return SpoolError(f"{self.where}: {text}")
+        return SpoolError(str(self.redis.error(exc)))
 
     async def call(self, work: Callable[[], Awaitable[T]]) -> T:
-        try:
-            result = await work()
-        except (RedisError, OSError) as exc:
-            self._down_until = time.monotonic() + _BREAKER_SECONDS
-            raise self.error(exc) from None
-        self._down_until = 0.0
-        return result
+        return await self.redis.call(work)
 
     def usable(self) -> bool:
         """False for a moment after a failure: pushes do not wait on a dead server."""
-        return time.monotonic() >= self._down_until
+        return self.redis.usable()
 
     def trip(self) -> None:
-        self._down_until = time.monotonic() + _BREAKER_SECONDS
+        self.redis.trip()
 
     async def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         return await self.call(lambda: self.scripts[name](keys=keys, args=args))
@@ -257,7 +240,7 @@ class StreamStore:
     async def release(self, route: str, owner: str) -> None:
         await self.run("RELEASE", [self.key("lease", route)], [owner])
 
-    # -- reading and operating (stream_admin.py) -----------------------------------------
+    # -- reading and operating (admin.py) -----------------------------------------
 
     async def view(self, *, write_probe: bool = False) -> SpoolView:
         return await self.call(lambda: stream_admin.view(self, write_probe))
@@ -265,15 +248,28 @@ class StreamStore:
     async def entries(self, *, dead_only: bool, limit: int) -> list[Entry]:
         return await self.call(lambda: stream_admin.entries(self, dead_only, limit))
 
-    async def requeue(self, ids: Sequence[int] | None) -> int:
-        return await self.call(lambda: stream_admin.requeue(self, ids))
+    async def requeue(self, ids: Sequence[int] | None, *, dead_only: bool = False) -> int:
+        chosen = await self._dead(ids) if dead_only else ids
+        if chosen is not None and not chosen:
+            return 0
+        return await self.call(lambda: stream_admin.requeue(self, chosen))
 
-    async def purge(self, ids: Sequence[int] | None) -> int:
-        return await self.call(lambda: stream_admin.purge(self, ids))
+    async def purge(self, ids: Sequence[int] | None, *, dead_only: bool = False) -> int:
+        chosen = await self._dead(ids) if dead_only else ids
+        if chosen is not None and not chosen:
+            return 0
+        return await self.call(lambda: stream_admin.purge(self, chosen))
+
+    async def _dead(self, ids: Sequence[int] | None) -> Sequence[int] | None:
+        """Those of ``ids`` that are dead letters (None: all of them)."""
+        if ids is None:
+            return None
+        dead = {e.id for e in await self.entries(dead_only=True,
+                                                 limit=max(ids, default=0) + 10_000)}
+        return [i for i in ids if i in dead]
+
+    def counters(self) -> dict[str, int]:
+        return {}
 
     async def close(self) -> None:
-        # Closing after an outage: the pool's sockets are dead already.
-        try:
-            await self.client.aclose()
-        except (RedisError, OSError):
-            return
+        await self.redis.close()

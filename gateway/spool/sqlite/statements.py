@@ -1,17 +1,18 @@
-"""The spool's SQLite file (docs/operations.md): its schema and every statement, synchronous.
+"""``spool.backend: sqlite``, the file (docs/operations.md): its schema and every statement,
+synchronous.
 
 One row per accepted request, keyed by an ``AUTOINCREMENT`` id, so ids are arrival order and
 never reused. A row holds what the forwarder needs to send the very same request later (the
-method, the raw query, the header block ``forward_headers.request_fields`` built, the body)
+method, the raw query, the header block ``forward/headers.request_fields`` built, the body)
 and its delivery state: ``attempts``, ``next_at`` (backoff), a lease (``lease_owner``,
 ``lease_until``) while a deliverer holds it, ``dead`` once it is on the dead-letter list.
 
 The file is in WAL mode with ``synchronous = FULL``: a commit is on disk (the WAL fsynced)
 before it returns, so an accepted request survives a ``kill -9`` or a power cut. Triggers
 keep a one-row ``totals`` table (items, bytes) so the bounds cost one read per insert. The
-functions taking a connection run inside the caller's transaction (``spool.SpoolWriter``
-groups many into one commit); the file is private to its owner (0600), since a route with
-``forward_authorization`` stores the bearer token in the header block.
+functions taking a connection run inside the caller's transaction (``writer.SpoolWriter``
+groups many into one commit); the file is private to its owner (0600), since a route
+with ``forward_authorization`` stores the bearer token in the header block.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.spool.base import Entry, RouteCounts
 from gateway.state.dbfile import connect_private, make_private
 
-__all__ = ["Entry", "Item", "RouteCounts", "arrivals", "claim", "connect", "dead_letter",
+__all__ = ["Item", "arrivals", "claim", "connect", "dead_letter",
            "delivered", "entries", "expire", "insert", "probe", "purge", "reap", "release",
            "requeue", "retry_later", "route_counts", "totals", "transaction"]
 
@@ -77,31 +79,6 @@ class Item:
     fields: bytes
     body: bytes
     tries: int  # failed tries so far, refused connections included: the backoff's exponent
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """What ``gateway spool list`` shows of an item: never its headers or body."""
-
-    id: int
-    route: str
-    method: str
-    size: int
-    accepted_at: float
-    attempts: int
-    next_at: float
-    dead: bool
-    last_status: int | None
-    last_error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class RouteCounts:
-    route: str
-    queued: int
-    dead: int
-    bytes: int
-    oldest_accepted_at: float | None  # the oldest queued item's arrival
 
 
 def connect(path: Path, *, timeout: float = BUSY_TIMEOUT_SECONDS) -> sqlite3.Connection:

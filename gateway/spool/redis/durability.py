@@ -23,8 +23,8 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from gateway.config import SpoolSettings
-from gateway.spool.backend import SpoolError, where
-from gateway.spool.stream import StreamStore
+from gateway.spool.base import SpoolError
+from gateway.spool.redis.streams import StreamStore, where
 
 __all__ = ["assess", "durability_warnings", "startup_warnings"]
 

@@ -10,7 +10,7 @@ backend idled: it delivered at about half of what the backend could take for as 
 pushes arrived. Here each lane is one long-lived task that sends its next item as soon as
 the previous answer is read, deletions are queued without a task of their own
 (``SpoolWriter.submit``), and the next batch is claimed once the items in hand fall to half
-a batch (``store.claim(after=...)``), so the backend never waits on the spool file.
+a batch (``statements.claim(after=...)``), so the backend never waits on the spool file.
 
 The order and halting rules are those of a single batch: items leave in id order, at most
 ``concurrency`` at once; the first send that must wait (a retry) halts the run, and every
@@ -27,8 +27,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from gateway.spool import store
-from gateway.spool.writer import SpoolError, SpoolWriter
+from gateway.spool.base import SpoolError
+from gateway.spool.sqlite import statements as store
+from gateway.spool.sqlite.writer import SpoolWriter
 
 __all__ = ["BATCH", "RouteStream"]
 
