@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.stages import payload_aam
 from gateway.stages.payload import LARGE_BODY_BYTES
-from gateway.stages.payload_profiles import FAITHFUL
+from gateway.stages.payload import aam as payload_aam
+from gateway.stages.payload.profiles import FAITHFUL
 from gateway.tools.payloads import make_payload_bytes
 
 

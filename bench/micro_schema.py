@@ -34,7 +34,7 @@ import jsonschema_rs
 import msgspec
 
 from gateway.config import PayloadSchema
-from gateway.stages.payload_schema import SchemaCheck
+from gateway.stages.payload.schema import SchemaCheck
 from gateway.tools.payloads import make_payload_bytes
 
 _INT = {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+$"}]}

@@ -27,14 +27,14 @@ from typing import Any, Final
 import msgspec
 from msgspec import UNSET, Raw
 
-from gateway.stages.payload_errors import (
+from gateway.stages.payload.errors import (
     PayloadViolation,
     check_utf8,
     check_utf8_sliced,
     decode_error,
     describe,
 )
-from gateway.stages.payload_profiles import (
+from gateway.stages.payload.profiles import (
     DATE,
     SIGN_SEGMENTS,
     SIGN_USERS,

@@ -29,14 +29,14 @@ from typing import Final
 import msgspec
 
 from gateway.config import RouteSettings
-from gateway.stages.payload_aam import check_sliced, check_whole
-from gateway.stages.payload_errors import (
+from gateway.stages.payload.aam import check_sliced, check_whole
+from gateway.stages.payload.errors import (
     PayloadViolation,
     check_utf8,
     check_utf8_sliced,
     decode_error,
 )
-from gateway.stages.payload_profiles import FAITHFUL, STRICT, Profile
+from gateway.stages.payload.profiles import FAITHFUL, STRICT, Profile
 
 __all__ = ["LARGE_BODY_BYTES", "PayloadCheck", "PayloadViolation", "payload_check",
            "validate_aam_segments", "validate_aam_segments_strict", "validate_json"]
@@ -107,7 +107,7 @@ def payload_check(route: RouteSettings) -> PayloadCheck:
     if route.payload_schema is None:
         raise ValueError(f"route {route.path!r} has payload: schema without a schema")
     # Imported here: only a configuration with a schema route loads jsonschema-rs.
-    from gateway.stages.payload_schema import SchemaCheck
+    from gateway.stages.payload.schema import SchemaCheck
 
     schema = SchemaCheck(route.payload_schema)
 
