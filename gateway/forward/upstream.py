@@ -3,7 +3,7 @@
 
 One keep-alive connection pool per backend origin (``h1pool.py``), created with the
 application and closed with it. The request's header block is built by
-``forward_headers.request_fields`` (hop-by-hop fields, ``X-Forwarded-*``, identity headers,
+``headers.request_fields`` (hop-by-hop fields, ``X-Forwarded-*``, identity headers,
 the bearer token kept back), the same function spool delivery uses; the answer's
 hop-by-hop fields and ``Server`` are removed here. ``forward`` is the direct path (build,
 send, relay the answer); ``send`` takes an already-built header block (spool delivery).

@@ -10,7 +10,7 @@ resources of the router (found by one dictionary lookup), everything else falls 
 catch-all, and both dispatch through the runtime of the moment; it answers 404 and 405 +
 ``Allow`` exactly as the router would.
 
-The app owns the process's shared-state mirror (``shared.py``, refreshed in the
+The app owns the process's shared-state mirror (``state/mirror.py``, refreshed in the
 background), its metrics and the runtime slot; ``reload.py`` swaps the runtime.
 """
 
@@ -47,7 +47,7 @@ from gateway.errors import (
 )
 from gateway.observe.accesslog import Trace
 from gateway.observe.metrics import Metrics
-from gateway.observe.trace import trace_context
+from gateway.observe.trace import request_id, trace_context
 from gateway.serve.expect import defer_continue
 from gateway.serve.malloc import tune_allocator
 from gateway.serve.oauth_routes import OAUTH_PATHS, setup_oauth
@@ -57,7 +57,6 @@ from gateway.spool.backend import open_deliverer, open_spool
 from gateway.spool.thread import DeliveryThread
 from gateway.spool.writer import Spool
 from gateway.stages.https import check_https
-from gateway.stages.pipeline import request_id
 from gateway.stages.signature import SignatureError
 from gateway.state.mirror import SharedState
 from gateway.state.sqlite import StateError, open_state
@@ -96,8 +95,8 @@ def front_middleware(metrics: Metrics, labels: dict[str, str],
 
     @web.middleware
     async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request[keys.TRACE] = Trace(perf_counter(), request_id(request),
-                                    trace_context(request.headers))
+        headers = request.headers
+        request[keys.TRACE] = Trace(perf_counter(), request_id(headers), trace_context(headers))
         metrics.inflight += 1
         try:
             check_https(request, trusted_proxies)

@@ -1,5 +1,6 @@
-"""``delivery: fallback``: the backend's own answer when it is healthy, the spool when it is
-not, and an answer inside IRIS's 3 s either way (docs/configuration.md ``delivery``).
+"""Stage 8 of ``pipeline`` for ``delivery: fallback``: the backend's own answer when it is
+healthy, the spool when it is not, and an answer inside IRIS's 3 s either way
+(docs/configuration.md ``delivery``).
 
 The push is forwarded at once. A 2xx (answered ``success_status``), a 4xx other than 408
 and 429, or any other final answer of the backend within ``spool_after_seconds`` is relayed

@@ -1,4 +1,4 @@
-"""Checking a body against an Adobe profile (``payload_profiles.py``): in one call when it is
+"""Checking a body against an Adobe profile (``profiles.py``): in one call when it is
 small, a slice at a time when it is large.
 
 ``check_whole(profile, body)`` decodes the body once into the profile's types and then runs
