@@ -5,9 +5,10 @@
 * No docstring or comment under ``gateway/`` names a module that is not there: a dotted
   ``gateway.x.y`` path must resolve (a module, then perhaps one of its names), a backticked
   ````pkg.module.Name```` whose first part is one of the gateway's packages (or a module
-  beside the text) likewise, a backticked ````spool_store.name```` of the old flat layout is
-  gone, and an ``x.py`` file must exist beside the text, under ``gateway/`` or in the
-  repository. Configuration keys (````spool.path````) and file names are not module paths.
+  beside the text) likewise, a backticked ````spool_store.name```` or ````payload_aam.name````
+  of the old flat layouts is gone, and an ``x.py`` file must exist beside the text, under
+  ``gateway/`` or in the repository. Configuration keys (````spool.path````) and file names
+  are not module paths.
 """
 
 from __future__ import annotations
@@ -140,6 +141,10 @@ def _repository_files() -> list[Path]:
     return _FILES
 
 
+_PACKAGE_NAMES = frozenset(p.parent.name for p in PACKAGE.rglob("__init__.py"))
+_MODULE_NAMES = frozenset(p.stem for p in PACKAGE.rglob("*.py"))
+
+
 def _has_class_name(dotted: str) -> bool:
     return any(part[:1].isupper() for part in dotted.split(".")[1:])
 
@@ -176,8 +181,9 @@ def stale_references(path: Path, source: str | None = None) -> list[str]:
             elif first in siblings and _has_class_name(dotted):
                 if not resolves(f"{package}.{dotted}"):
                     stale.append(dotted)
-            elif first.split("_")[0] in top_names and "_" in first:
-                stale.append(dotted)  # the flat layout's ``spool_store``: gone
+            elif "_" in first and first.split("_")[0] in _PACKAGE_NAMES \
+                    and first not in _MODULE_NAMES:
+                stale.append(dotted)  # the flat layout's ``spool_store``, ``payload_aam``
         for name in _PY_FILE.findall(text):
             if not file_exists(name, path.parent):
                 stale.append(name)
@@ -220,11 +226,12 @@ def test_a_stale_reference_is_reported(tmp_path: Path) -> None:
         '"""Uses ``gateway.stages.pipeline`` and gateway.state.shared (gone),\n'
         "``serve.admin.NoSuchProbe`` (gone), ``serve.admin`` (there), spool_store.py (gone),\n"
         "``state_redis.RedisState`` (gone), ``spool.min_replicas`` (a configuration key),\n"
+        "``payload_aam.check_sliced`` (gone: now ``payload/aam.py``),\n"
         'stages/https.py (there) and config.yaml (not a module)."""\n'
         "# settings.py is gone too; gateway.errors.GatewayError is there\n")
     assert stale_references(module) == [
         "gateway.state.shared", "serve.admin.NoSuchProbe", "state_redis.RedisState",
-        "spool_store.py", "settings.py"]
+        "payload_aam.check_sliced", "spool_store.py", "settings.py"]
 
 
 def test_a_stale_sibling_reference_is_reported() -> None:
