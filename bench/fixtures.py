@@ -3,7 +3,7 @@
 Development certificates (``gateway certs``' CA and a 127.0.0.1/localhost leaf), an ES256
 signing key for the gateway and the anchors, an RS256 key (3072-bit, what ``gateway keys
 generate --alg RS256`` makes) and an HS256 secret for HAProxy's other rows, the payload
-files wrk rotates through (the seed's sample, 10-user messages: Adobe's default "Maximum
+files wrk rotates through (Adobe's sample push, 10-user messages: Adobe's default "Maximum
 Users Per Request", and the larger batches), the gateway's configuration (built like
 ``gateway demo`` builds its own: an RFC 6749 client whose secret hash is in the YAML), and
 bearer tokens minted with PyJWT in the gateway's own claim shape (RFC 9068: ``typ: at+jwt``,
@@ -105,9 +105,9 @@ class Fixtures:
 def _payloads(workdir: Path, quick: bool) -> tuple[PayloadSet, ...]:
     folder = workdir / "payloads"
     folder.mkdir()
-    seed = folder / "seed.json"
-    seed.write_bytes(SEED_PAYLOAD.read_bytes())
-    sets = [PayloadSet("seed (1 user)", 1, (seed,), seed.stat().st_size)]
+    sample = folder / "sample-push.json"
+    sample.write_bytes(SEED_PAYLOAD.read_bytes())
+    sets = [PayloadSet("sample push (1 user)", 1, (sample,), sample.stat().st_size)]
     # ~280 bytes per generated user: 10 users are ~3 KB, 360 users ~100 KB, 1,000 ~280 KB.
     sizes = ((10, "10 users"), (360, "100 KB"), (1000, "1,000 users"))
     for users, label in (s for s in sizes if not (quick and s[0] == 360)):

@@ -1,7 +1,7 @@
-"""``python bench/floor.py``: the floor under the gateway's seed row, measured beside it.
+"""``python bench/floor.py``: the floor under the gateway's sample-push row, beside it.
 
 Three servers on the same certificate, the same sample backend and the same wrk script
-(the seed push with a valid token), measured in turns:
+(Adobe's sample push with a valid token), measured in turns:
 
 * ``hello``: aiohttp with uvloop over TLS, answering 200 itself: no check, no forward;
 * ``forward``: the same, forwarding every body to the backend through the gateway's own
@@ -163,7 +163,7 @@ def _measure(args: argparse.Namespace, bench: SpoolBench, pin: bool) -> int:
                   "per request", file=sys.stderr, flush=True)
     command = "python " + " ".join(["bench/floor.py", *sys.argv[1:]])
     when = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
-    print(f"# The floor under the gateway's seed row ({when})\n")
+    print(f"# The floor under the gateway's sample-push row ({when})\n")
     print(f"`{command}`: wrk -t1 -c{args.connections}, {args.duration:g} s per run, "
           f"{args.repeats} turns, medians{', servers pinned to core 1' if pin else ''}\n")
     print("| server | req/s | CPU per request |")

@@ -2,10 +2,10 @@
 
 Not a test. For bodies of 256 KiB to 1 MiB made of the shapes that cost msgspec the most per
 byte (tiny users, tiny segments, one user whose ``AAM_Regions`` is ``[{},{},...]``) and of a
-generated IRIS batch, it times the one-call check (``payload_aam.check_whole``, what bodies
-up to ``payload.LARGE_BODY_BYTES`` get) and the sliced check (``check_sliced``, larger ones):
-its total, and its longest step between two turns of the event loop, which is what other
-requests wait. Medians of a few runs, in milliseconds.
+generated IRIS batch, it times the one-call check (``check_whole`` of ``payload/aam.py``,
+what bodies up to ``payload.LARGE_BODY_BYTES`` get) and the sliced check (``check_sliced``,
+larger ones): its total, and its longest step between two turns of the event loop, which is
+what other requests wait. Medians of a few runs, in milliseconds.
 
     python bench/micro_payload_shapes.py
     python bench/micro_payload_shapes.py --runs 9 --sizes 384 1024
@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.stages import payload_aam
 from gateway.stages.payload import LARGE_BODY_BYTES
-from gateway.stages.payload_profiles import FAITHFUL
+from gateway.stages.payload import aam as payload_aam
+from gateway.stages.payload.profiles import FAITHFUL
 from gateway.tools.payloads import make_payload_bytes
 
 

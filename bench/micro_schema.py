@@ -3,7 +3,7 @@
 Not a test. Times, on the same decoded documents, a check of the ``aam-segments`` shape
 written as a JSON Schema (draft 2020-12) by:
 
-- jsonschema-rs (Rust, compiled once; what ``stages/payload_schema.py`` uses);
+- jsonschema-rs (Rust, compiled once; what ``stages/payload/schema.py`` uses);
 - jsonschema (the pure-Python reference implementation), a compiled ``Draft202012Validator``;
 - fastjsonschema (generates Python code), with the same schema as draft-07: it has no
   2020-12 support, so it is listed for its speed only.
@@ -34,7 +34,7 @@ import jsonschema_rs
 import msgspec
 
 from gateway.config import PayloadSchema
-from gateway.stages.payload_schema import SchemaCheck
+from gateway.stages.payload.schema import SchemaCheck
 from gateway.tools.payloads import make_payload_bytes
 
 _INT = {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+$"}]}

@@ -216,7 +216,7 @@ class Bench(FleetRow):
                                       self.fx.payloads[0].files[0].read_bytes(),
                                       {"Content-Type": "application/json"})
             if status != 200:
-                raise RuntimeError(f"{key}: the seed payload got {status}")
+                raise RuntimeError(f"{key}: Adobe's sample push got {status}")
         try:
             self._push_rows(key, f"https://127.0.0.1:{port}", token, proxy)
         finally:

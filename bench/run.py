@@ -46,7 +46,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="2 s runs, 1 s warm-ups, seed and 1,000-user payloads only")
+                        help="2 s runs, 1 s warm-ups, Adobe's sample push and 1,000-user "
+                             "payloads only")
     parser.add_argument("--duration", type=float, help="measured seconds per row (default 6)")
     parser.add_argument("--warmup", type=float, help="warm-up seconds per row (default 2)")
     parser.add_argument("--connections", type=int, default=50,
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.duration:g} s measured per row and payload; POST /segments/aam with "
             "Authorization: Bearer (token obtained beforehand), Content-Type: "
             "application/json, Accept-Encoding: gzip, rotating 4 pre-generated bodies "
-            "(1 for the seed)") if have_wrk() else (
+            "(1 for Adobe's sample push)") if have_wrk() else (
             "wrk is missing: `gateway loadtest` (the IRIS simulator, in the bench process, "
             f"{args.connections} connections, generated payloads); token rows need wrk")
     meta: dict[str, Any] = {

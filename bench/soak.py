@@ -7,8 +7,8 @@ and file descriptors for leaks. Not part of the test suite.
     python bench/soak.py --requests 1000000 --wrk 32     # 10^6 requests, the RSS curve
     python bench/soak.py --requests 10000000 --wrk 32 --minutes 150   # the long run
 
-``--wrk C`` adds a stream of valid pushes from wrk (one thread, C connections, the seed's
-sample and 10-user messages, 10 s runs with a fresh token each) beside the Python clients,
+``--wrk C`` adds a stream of valid pushes from wrk (one thread, C connections, Adobe's
+sample push and 10-user messages, 10 s runs with a fresh token each) beside the Python clients,
 which alone cannot send millions of requests in reasonable time; ``--requests N`` stops at
 N answers (``--minutes`` still bounds the run). The report gives the RSS at every sample,
 at each million, and the slope after the first million by least squares over each
@@ -133,7 +133,7 @@ async def wrk_stream(traffic: Traffic, directory: Path, connections: int, until:
     """Valid pushes from wrk in SAMPLE_SECONDS runs, each with a fresh token, until
     ``until`` or ``enough`` answers in all."""
     rng = random.Random(10)
-    bodies = [directory / "wrk-seed.json"]
+    bodies = [directory / "wrk-sample-push.json"]
     bodies[0].write_bytes(SEED_PAYLOAD)
     for index in range(3):
         bodies.append(directory / f"wrk-10-{index}.json")

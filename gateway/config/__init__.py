@@ -8,9 +8,14 @@ Modules:
 
 * ``model``: the frozen dataclasses, one per section.
 * ``loader``: ``load`` and ``load_text``, the top level and the small sections.
-* ``listener``, ``tokens``, ``clients``, ``routes``: one section each.
+* ``listener``: the ``server`` section.
+* ``tokens``: the ``tokens`` section.
+* ``clients``: the ``clients`` section.
+* ``routes``: the ``routes`` section.
 * ``yamlpath``: the YAML reader that keeps every value's path for its errors.
 * ``hashes``: the ``scrypt$`` and ``sha256$`` hash strings the YAML holds instead of secrets.
+* ``hints``: the near miss an error suggests (``tsl`` for ``tls``).
+* ``crosscheck``: warnings that span sections (an issuer the listener cannot be).
 
 This is the bottom layer: it imports nothing else of the gateway but ``errors``.
 """

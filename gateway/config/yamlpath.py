@@ -1,6 +1,6 @@
 """Reading untrusted YAML into typed values while collecting every error with its path.
 
-``settings.py`` describes the configuration; this module knows how to read one value of
+``model.py`` describes the configuration; this module knows how to read one value of
 a kind (an integer in bounds, a URL, a file that exists) and to say where it went wrong
 (``routes[0].upstream: must be an http(s) URL``). Errors are collected, not raised, so
 that ``gateway check-config`` can name every problem at once.

@@ -16,8 +16,12 @@ RFC 6749 §5.2 and RFC 6750 §3 require. Nothing else in the gateway writes an e
         RequestTimeoutError, UriTooLongError, RequestHeaderFieldsTooLargeError,
         HttpVersionNotSupportedError
 
-Modules: ``base`` (``GatewayError``), ``oauth`` (the RFC 6749 and RFC 6750 codes), ``http``
-(the short codes), ``render`` (the single renderer).
+Modules:
+
+* ``base``: ``GatewayError``, its code, status and checked description.
+* ``oauth``: the RFC 6749 and RFC 6750 codes.
+* ``http``: the short codes of errors that have no OAuth code.
+* ``render``: the single renderer, and the error middleware.
 """
 
 from gateway.errors.base import NO_STORE_HEADERS, GatewayError

@@ -2,7 +2,7 @@
 place.
 
 Both ways of delivering a request use it: the direct forward (``upstream.Forwarder``) builds
-it and sends it at once; spool delivery (``spool.py``) builds the very same bytes at
+it and sends it at once; spool delivery (``gateway/spool/accept.py``) builds the very same bytes at
 acceptance, stores them, and the deliverer sends them later, so a spooled request reaches
 the backend exactly as a direct one would have. The rules:
 

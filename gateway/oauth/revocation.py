@@ -5,7 +5,7 @@ Both authenticate the client exactly as the token endpoint does (same limiter, m
 form parser and client authentication: ``token_endpoint.authenticate_request``). A revoked
 token's ``jti`` goes to the shared state until the token would have expired (``exp`` plus
 the leeway the verifier allows), so every worker refuses it within a second
-(``shared.py``).
+(``state/mirror.py``).
 
 Who may see or revoke what: a client its own tokens; a client with the ``introspect`` scope
 may introspect any token, one with the ``revoke`` scope revoke any (an operator's client).

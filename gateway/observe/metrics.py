@@ -119,7 +119,7 @@ class Metrics:
     def __init__(self) -> None:
         self.inflight = 0
         self.workers: int | None = None
-        self.state_degraded: int | None = None  # set by shared.SharedState, 0 or 1
+        self.state_degraded: int | None = None  # set by state/mirror.py's SharedState, 0 or 1
         self.requests: dict[tuple[str, str, str], int] = {}
         self.request_seconds: dict[str, list[float]] = {}
         self.upstream_seconds: dict[str, list[float]] = {}

@@ -1,5 +1,6 @@
 """W3C Trace Context (https://www.w3.org/TR/trace-context/): the ``traceparent`` a request
-carries to the backend, and its trace id for the access log (docs/operations.md).
+carries to the backend, and its trace id for the access log (docs/operations.md); and the
+request's ``X-Request-Id``, the caller's when it is sane, else a new unique one.
 
 A caller's ``traceparent`` is kept when it is valid version ``00``: exactly one header of
 the form ``00-<32 lower-case hex trace id>-<16 lower-case hex parent id>-<2 hex flags>``,
@@ -18,13 +19,14 @@ fraction of a system call per request.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import re
 
 from multidict import CIMultiDictProxy
 
-__all__ = ["TraceContext", "trace_context"]
+__all__ = ["TraceContext", "request_id", "trace_context"]
 
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 _ZERO_TRACE = "0" * 32
@@ -34,6 +36,19 @@ _ZERO_PARENT = "0" * 16
 _MAX_TRACESTATE = 512
 _random = random.Random(os.urandom(16))  # noqa: S311 - unique ids, not secrets
 _bits = _random.getrandbits
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# Unique, not secret: a per-process random prefix and a counter cost a fraction of
+# os.urandom's system call per request.
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def request_id(headers: CIMultiDictProxy[str]) -> str:
+    """The caller's ``X-Request-Id`` when it is sane, else a new unique one."""
+    given = headers.get("X-Request-Id")
+    if given is not None and _REQUEST_ID.fullmatch(given):
+        return given
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
 
 
 class TraceContext:

@@ -12,11 +12,19 @@ Modules:
 * ``reload``: SIGHUP: re-read, validate, build a new runtime, swap it in or keep the old.
 * ``guards``: the HTTP/1.1 protocol guards below aiohttp (connection caps, header and
   slow-client timeouts, parse errors answered as JSON, HSTS).
+* ``connections``: the connection caps and deadlines ``guards`` enforces.
+* ``expect``: ``Expect: 100-continue`` answered only once the checks have passed.
 * ``reads``: one read buffer lent to every connection of the listener.
-* ``malloc`` and ``collector``: glibc's allocator and Python's collector, set for a
-  long-running server.
+* ``malloc``: glibc's allocator, set for a long-running server.
+* ``collector``: Python's garbage collector, with start-up's objects frozen out of it.
 * ``tls``: the TLS contexts of the listeners.
+* ``bind``: binding the listeners, with errors that name the configuration key.
+* ``pidfile``: ``server.pid_file``, locked while the gateway runs.
+* ``control``: ``gateway check-config``, ``reload`` and ``stop``.
 * ``admin``: ``/healthz``, ``/readyz`` and ``/metrics``.
+* ``readiness``: ``/readyz``'s verdict.
+* ``status_routes``: the admin listener's status page and its dead-letter actions.
+* ``status_spool``: the status page's one way into the spool's dead letters.
 
 The top layer below ``cli``: it may import every other package.
 """

@@ -47,7 +47,7 @@ from gateway.errors import (
 )
 from gateway.observe.accesslog import Trace
 from gateway.observe.metrics import Metrics
-from gateway.observe.trace import trace_context
+from gateway.observe.trace import request_id, trace_context
 from gateway.serve.expect import defer_continue
 from gateway.serve.malloc import tune_allocator
 from gateway.serve.oauth_routes import OAUTH_PATHS, setup_oauth
@@ -57,7 +57,6 @@ from gateway.spool.accept import Spool
 from gateway.spool.base import SpoolBackend
 from gateway.spool.factory import backend_for
 from gateway.stages.https import check_https
-from gateway.stages.pipeline import request_id
 from gateway.stages.signature import SignatureError
 from gateway.state.base import StateError
 from gateway.state.factory import open_state
@@ -97,8 +96,8 @@ def front_middleware(metrics: Metrics, labels: dict[str, str],
 
     @web.middleware
     async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request[keys.TRACE] = Trace(perf_counter(), request_id(request),
-                                    trace_context(request.headers))
+        headers = request.headers
+        request[keys.TRACE] = Trace(perf_counter(), request_id(headers), trace_context(headers))
         metrics.inflight += 1
         try:
             check_https(request, trusted_proxies)

@@ -2,12 +2,12 @@
 
 uvloop gives a TLS connection's plaintext to an ``asyncio.Protocol`` (aiohttp's request
 handler is one) by reading each time into a new 256 KiB ``bytes`` (``SSL_READ_MAX_SIZE``)
-and shrinking it to what arrived. That was a quarter-megabyte allocation per request: with
-glibc's mmap threshold below it (``malloc.py``), an ``mmap``, an ``mremap`` and a
-``munmap`` (strace: one of each per request, ~15 % of a forwarded push's CPU); above it,
-a heap that grew past 150 MiB within a minute of the soak. A ``BufferedProtocol`` is
-handed a buffer of its own instead: ``BufferedReads`` wraps the handler, lends every
-connection the same buffer, and passes the handler a ``bytes`` of exactly what was read.
+and shrinking it to what arrived: a quarter-megabyte allocation per request, either a
+system call triple (``mmap``, ``mremap``, ``munmap``) or a fragmented heap, depending on
+glibc's mmap threshold (``malloc.py``; the measurements are in docs/performance.md). A
+``BufferedProtocol`` is handed a buffer of its own instead: ``BufferedReads`` wraps the
+handler, lends every connection the same buffer, and passes the handler a ``bytes`` of
+exactly what was read.
 
 One buffer serves every connection because the loop fills it and calls ``buffer_updated``
 in one step, with no other callback in between (uvloop's and asyncio's TLS and socket

@@ -61,7 +61,7 @@ class WorkerOptions:
 
 
 class AppProbe:
-    """``admin.AdminProbe`` for a gateway serving its own admin listener."""
+    """``readiness.AdminProbe`` for a gateway serving its own admin listener."""
 
     def __init__(self, app: web.Application) -> None:
         self._app = app

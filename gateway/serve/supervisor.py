@@ -59,7 +59,7 @@ def _reserve(host: str, port: int) -> tuple[socket.socket | None, int]:
 
 
 class Supervisor:
-    """Starts, watches and stops the workers; ``admin.AdminProbe`` for its listener."""
+    """Starts, watches and stops the workers; ``readiness.AdminProbe`` for its listener."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -72,7 +72,7 @@ class Supervisor:
         self._held: list[socket.socket] = []
         self.ports: dict[str, int] = {}
 
-    # -- admin.AdminProbe ---------------------------------------------------------------
+    # -- readiness.AdminProbe -----------------------------------------------------------
     def current(self) -> tuple[Settings, KeySet]:
         return self.settings, self.keyset
 

@@ -1,4 +1,4 @@
-"""Stage 3: the bearer token (RFC 6750 §2.1, §3.1; RFC 9068 §4; docs/architecture.md).
+"""Stage 3 of ``pipeline``: the bearer token (RFC 6750 §2.1, §3.1; RFC 9068 §4).
 
 The token is taken from exactly one place, the ``Authorization`` header: two headers, or a
 token also offered as an ``access_token`` query parameter, is ``invalid_request`` (RFC 6750
@@ -15,7 +15,7 @@ from aiohttp import hdrs, web
 from gateway.errors import InsufficientScopeError, InvalidRequestError, MissingTokenError
 from gateway.oauth.tokens import TokenVerifier, VerifiedToken
 
-__all__ = ["authenticate", "extract_bearer"]
+__all__ = ["check_bearer", "extract_bearer"]
 
 # RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -29,7 +29,8 @@ def _malformed(description: str, realm: str) -> InvalidRequestError:
 
 
 def extract_bearer(request: web.Request, realm: str) -> str:
-    """The one bearer token of the request, or the RFC 6750 error for its absence."""
+    """The one bearer token of the request; ``MissingTokenError`` (401, no error code) when
+    there is none, ``InvalidRequestError`` (400) when it is malformed or sent twice."""
     values = request.headers.getall(hdrs.AUTHORIZATION, ())
     if not values:
         raise MissingTokenError(realm=realm)
@@ -47,9 +48,10 @@ def extract_bearer(request: web.Request, realm: str) -> str:
     return token
 
 
-def authenticate(request: web.Request, verifier: TokenVerifier, scope: str | None,
+def check_bearer(request: web.Request, verifier: TokenVerifier, scope: str | None,
                  realm: str) -> VerifiedToken:
-    """Extract and verify the token, then check the route's scope (403 if missing)."""
+    """The verified token of the request: extracted (``extract_bearer``), verified (401
+    ``invalid_token``), then the route's scope checked (403 ``insufficient_scope``)."""
     verified = verifier.verify(extract_bearer(request, realm))
     if scope is not None and scope not in verified.scopes:
         raise InsufficientScopeError(realm=realm, scope=scope)

@@ -1,10 +1,11 @@
-"""``delivery: fallback``: the backend's own answer when it is healthy, the spool when it is
-not, and an answer inside IRIS's 3 s either way (docs/configuration.md ``delivery``).
+"""Stage 8 of ``pipeline`` for ``delivery: fallback``: the backend's own answer when it is
+healthy, the spool when it is not, and an answer inside IRIS's 3 s either way
+(docs/configuration.md ``delivery``).
 
 The push is forwarded at once. A 2xx (answered ``success_status``), a 4xx other than 408
 and 429, or any other final answer of the backend within ``spool_after_seconds`` is relayed
 as a direct route relays it. A connection that fails, a 5xx, a 408 or 429, or no answer by
-then spools the push (``spool/writer.py``, as ``delivery: spool`` does) and answers
+then spools the push (``spool/accept.py``, as ``delivery: spool`` does) and answers
 ``200 {"spooled":true,"id":N}``; the spool's deliverer sends it again later.
 
 Delivery is at least once: a push the backend received but answered late or with a 5xx is
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 # IRIS counts an answer only within 3 s of sending; 0.2 s is left for the way back.
 ANSWER_BY_SECONDS: Final = 2.8
-# A spool write commits with one fsync, shared by a group (spool/writer.py): well under this.
+# A spool write commits with one fsync, shared by a group (spool/accept.py): well under this.
 SPOOL_RESERVE_SECONDS: Final = 0.3
 # Less than this left for the backend: spool at once rather than send a request whose
 # answer could not be waited for.

@@ -1,4 +1,4 @@
-"""Stage 5: the header policy, and the body read under its bound (docs/architecture.md).
+"""Stage 5 of ``pipeline``: the header policy, and the body read under its bound.
 
 ``Content-Type`` must be the route's media type (parameters allowed, charset UTF-8) → 415;
 a declared ``Content-Length`` over ``server.max_body_bytes`` → 413 before one byte of the body
@@ -23,7 +23,9 @@ _IDENTITY = ("", "identity")
 
 
 def check_content_headers(request: web.Request, media_type: str, max_bytes: int) -> bool:
-    """Check type, encoding and declared length; return whether the body is gzip."""
+    """Whether the body is gzip; ``UnsupportedMediaTypeError`` (415) for another media
+    type, charset or encoding, ``PayloadTooLargeError`` (413) for a declared length over
+    ``max_bytes``."""
     headers = request.headers
     content_types = headers.getall(hdrs.CONTENT_TYPE, ())
     parsed = parse_media_type(content_types[0]) if len(content_types) == 1 else None

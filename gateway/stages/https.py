@@ -1,4 +1,5 @@
-"""Stage 1: HTTPS is required (docs/security.md; RFC 6749 §3.1, §3.2; Adobe's "SSL is mandatory").
+"""Stage 1 of ``pipeline``: HTTPS is required (docs/security.md; RFC 6749 §3.1, §3.2;
+Adobe's "SSL is mandatory").
 
 HTTPS is read from the transport. ``X-Forwarded-Proto: https`` counts only when the peer is
 a configured trusted proxy and the header appears exactly once (as Kong's ``check_https``),
@@ -22,15 +23,15 @@ __all__ = ["HSTS", "check_https"]
 HSTS = "max-age=31536000; includeSubDomains"
 
 
-def check_https(request: web.Request, trusted: tuple[Network, ...]) -> bool:
-    """Raise InsecureTransportError unless the request came over TLS; return whether the
-    TLS was this process's own (True) or a trusted proxy's (False)."""
+def check_https(request: web.Request, trusted: tuple[Network, ...]) -> None:
+    """Raise ``InsecureTransportError`` (403) unless the request came over this process's
+    TLS, or a proxy in ``trusted`` says once that it did."""
     transport = request.transport
     if transport is not None and transport.get_extra_info("sslcontext") is not None:
-        return True
+        return
     if is_trusted_proxy(request.remote, trusted):
         # SECURITY: exactly one X-Forwarded-Proto, from a trusted peer only.
         values = request.headers.getall("X-Forwarded-Proto", ())
         if len(values) == 1 and values[0].strip().lower() == "https":
-            return False
+            return
     raise InsecureTransportError()

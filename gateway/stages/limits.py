@@ -1,5 +1,5 @@
-"""Stage 4: per-client source addresses and rate limit (docs/configuration.md ``allowed_cidrs``,
-``rate_limit``; docs/architecture.md step 4).
+"""Stage 4 of ``pipeline``: per-client source addresses and rate limit
+(docs/configuration.md ``allowed_cidrs``, ``rate_limit``).
 
 Both are off by default: IRIS calls from dynamic cloud addresses, and Adobe warns that a
 receiver that throttles loses data. A partner who turns them on gets ``403`` and ``429``.
@@ -28,9 +28,12 @@ class ClientLimits:
 
     @property
     def active(self) -> bool:
+        """Whether any client has a limit; when none has, the stage is skipped."""
         return bool(self._cidrs or self._buckets)
 
     def check(self, client_id: str, address: str) -> None:
+        """Raise ``ForbiddenError`` (403) when ``address`` is outside the client's
+        ``allowed_cidrs``, ``RateLimitedError`` (429) when its bucket is empty."""
         networks = self._cidrs.get(client_id)
         if networks is not None:
             try:

@@ -1,30 +1,27 @@
-"""The protected routes: the stages of docs/architecture.md, in one listed order, ending in the
-forward.
+"""The protected routes: the stages in their one listed order, ending in the delivery
+(the same numbers as docs/architecture.md, "The pipeline").
 
-    1. https      (middleware, stages/https.py)     403 on plain HTTP
-    2. route      (app.py dispatch, current runtime) 404, 405 + Allow
-    3. authn      (stages/authn.py)                 401, 400, 403 insufficient_scope
-                                                     (``auth: bearer``, the default)
-    4. limits     (stages/limits.py)                403, 429
-    5. headers    (stages/headers.py)               415, 413; body read under the bound
-       signature  (stages/signature.py)             401 when the route asks for it
-    6. payload    (stages/payload.py)               400 invalid_payload with a JSON path;
-                                                     ``payload_mode: report``: counted, passed
-    7. forward    (upstream.py)                     502, 504; the backend's answer
-       or spool   (spool/writer.py, ``delivery: spool``)   200 once stored; 503 when full
-       or both    (stages/fallback.py, ``delivery: fallback``)  the backend's answer, or stored
+    1. https      stages/https.py, in the front middleware   403 invalid_request
+    2. route      serve/app.py, the current runtime's table  404, 405 + Allow
+    3. authn      stages/authn.py (``auth: bearer``)         401, 400, 403 insufficient_scope
+    4. limits     stages/limits.py (when a client has one)   403, 429 + Retry-After
+    5. headers    stages/headers.py, then the body read      415, 413, 400 (corrupt gzip)
+    6. signature  stages/signature.py (when configured)      401 invalid_token
+    7. payload    stages/payload/                            400 invalid_payload + JSON path;
+                                                             ``payload_mode: report`` passes
+    8. delivery   forward/upstream.py (``direct``)           502, 504, the backend's answer
+                  spool/accept.py (``spool``)                200 once stored; 503 when full
+                  stages/fallback.py (``fallback``)          the backend's answer, or stored
 
-The first failure raises and the error middleware answers; nothing that fails reaches the
-backend. Each route's handler is built once per configuration (``runtime.py``), with its
-own slice of the configuration and that configuration's verifier and upstream pool.
+The first failure raises and the front middleware (serve/app.py) renders it; nothing that
+fails reaches the backend. Each route's handler is built once per configuration
+(``serve/runtime.py``), with its own slice of the configuration and that configuration's
+verifier and upstream pool.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -39,31 +36,16 @@ from gateway.oauth.tokens import TokenVerifier
 from gateway.observe.metrics import Metrics
 from gateway.peer import client_address
 from gateway.spool.accept import Spool
-from gateway.stages.authn import authenticate
+from gateway.stages.authn import check_bearer
 from gateway.stages.fallback import Fallback
 from gateway.stages.headers import check_content_headers, read_body
 from gateway.stages.limits import ClientLimits
 from gateway.stages.payload import LARGE_BODY_BYTES, PayloadViolation, payload_check
 from gateway.stages.signature import SignatureCheck
 
-__all__ = ["RouteEntry", "build_routes", "request_id"]
+__all__ = ["RouteEntry", "build_routes"]
 
 log = logging.getLogger(__name__)
-
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-# Unique, not secret: a per-process random prefix and a counter cost a fraction of
-# os.urandom's system call per request.
-_ID_PREFIX = os.urandom(6).hex()
-_ID_COUNTER = itertools.count(1)
-
-
-def request_id(request: web.Request) -> str:
-    """The caller's X-Request-Id when it is sane, else a new unique one."""
-    given = request.headers.get("X-Request-Id")
-    if given is not None and _REQUEST_ID.fullmatch(given):
-        return given
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
-
 
 @dataclass(frozen=True, slots=True)
 class RouteEntry:
@@ -136,7 +118,7 @@ def _route_handler(route: RouteSettings, settings: Settings, verifier: TokenVeri
         client_id: str | None = None
         scopes: str | None = None
         if bearer:
-            verified = authenticate(request, verifier, scope, realm)
+            verified = check_bearer(request, verifier, scope, realm)
             request[keys.VERIFIED_TOKEN] = verified
             trace.client_id = client_id = verified.client_id
             scopes = verified.scope

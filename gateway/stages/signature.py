@@ -1,5 +1,5 @@
-"""Adobe's request signature, checked as Adobe makes it (docs/adobe.md "Request signing";
-docs/configuration.md ``signature``).
+"""Stage 6 of ``pipeline``: Adobe's request signature, checked as Adobe makes it
+(docs/adobe.md "Request signing"; docs/configuration.md ``signature``).
 
 IRIS can sign each request with an HMAC keyed by a secret the partner gave Adobe
 (HmacSHA1 by default, HmacSHA256 or HmacMD5), sent base64-encoded as Adobe's Java writes it
@@ -86,6 +86,8 @@ class SignatureCheck:
         self._realm = realm
 
     def check(self, request: web.Request, raw_body: bytes) -> None:
+        """Raise ``SignatureError`` (401) unless one header value is one key's HMAC of
+        ``signed_bytes(request, raw_body)``."""
         candidates: list[bytes] = []
         for value in request.headers.getall(self._header, ()):
             # A proxy may fold repeated headers into one, comma-separated; base64 and hex

@@ -1,7 +1,7 @@
 """Redis as the state several gateway machines share (docs/configuration.md ``state``,
 docs/deploy.md).
 
-``RedisState`` implements ``state.BroadcastingState`` with redis-py's asyncio client and its
+``RedisState`` implements ``base.BroadcastingState`` with redis-py's asyncio client and its
 connection pool. Every key lives under ``state.key_prefix`` (``gateway:`` by default):
 
 ``revoked``          sorted set: member a revoked ``jti``, score the epoch second its token

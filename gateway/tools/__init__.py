@@ -4,7 +4,14 @@ Modules:
 
 * ``backend``: a sample legacy backend that counts and records pushes.
 * ``certs``: a development CA and server certificate.
-* ``demo``, ``demo_spool``: ``gateway demo``, the whole flow on loopback.
-* ``loadtest``, ``loadtest_cli``, ``loadtest_report``: the IRIS simulator under load.
-* ``payloads``, ``seed``: IRIS-shaped pushes and Adobe's sample requests.
+* ``demo``: ``gateway demo``, the whole flow on loopback.
+* ``demo_spool``: the demo's spool and fallback step, with the backend stopped.
+* ``loadtest``: the IRIS simulator under load.
+* ``loadtest_cli``: ``gateway loadtest``'s arguments.
+* ``loadtest_options``: the load test's options, checked when built.
+* ``loadtest_report``: the report printed at the end (and ``--json``).
+* ``loadtest_bottleneck``: where a run's limit was: simulator, gateway or backend.
+* ``loadtest_html``: ``--report FILE.html``, one self-contained page.
+* ``payloads``: generated IRIS-shaped pushes.
+* ``seed``: Adobe's sample requests, byte for byte.
 """

@@ -16,9 +16,9 @@ The load tester, the demo and the benchmarks import this module, so its interfac
 
 What a generated document looks like, and why:
 
-- every number is a JSON string (``"User_DPID": "12345"``), as in Adobe's sample sample and as
+- every number is a JSON string (``"User_DPID": "12345"``), as in Adobe's sample and as
   IRIS really sends them;
-- the destination key is spelled ``AAM_Destination_Id``, as in Adobe's sample sample;
+- the destination key is spelled ``AAM_Destination_Id``, as in Adobe's sample;
 - ``User_count`` equals the number of users (IRIS's own sample disagrees, but a generator
   has no reason to);
 - each user has a 38-digit ``AAM_UUID``, a 32-character hex ``DataPartner_UUID`` or a blank

@@ -1,7 +1,7 @@
 """Adobe's two sample requests, byte for byte (CRLF), as IRIS sends them (docs/adobe.md).
 
 Kept in the package so that ``gateway demo`` can replay them on any machine; the tests read
-the same bytes from ``tests/vectors/`` (copies of ``shared/vectors``).
+the same bytes from ``tests/vectors/``.
 """
 
 from __future__ import annotations

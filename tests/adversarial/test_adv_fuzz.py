@@ -215,7 +215,7 @@ json_values = st.recursive(
         st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )
-SEED = json.loads(SEED_PAYLOAD)
+SAMPLE = json.loads(SEED_PAYLOAD)
 
 
 def _set_path(document: Any, path: list[int | str], value: Any) -> Any:
@@ -236,7 +236,7 @@ SEED_PATHS: list[list[int | str]] = [
 payloads = st.one_of(
     st.just(SEED_PAYLOAD),
     st.tuples(st.sampled_from(SEED_PATHS), json_values).map(
-        lambda m: json.dumps(_set_path(SEED, m[0], m[1])).encode()),
+        lambda m: json.dumps(_set_path(SAMPLE, m[0], m[1])).encode()),
     st.sampled_from([
         b"[" * 100_000 + b"]" * 100_000, b"{\"a\":" * 50_000 + b"1" + b"}" * 50_000,
         SEED_PAYLOAD[:-2] + b',"Deep":' + b"[" * 5000 + b"]" * 5000 + b"}",

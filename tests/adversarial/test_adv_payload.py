@@ -18,8 +18,8 @@ import yaml
 from gateway.config.model import MAX_BODY_BYTES
 from gateway.serve.server import RunningGateway
 from gateway.stages.payload import PayloadViolation, validate_aam_segments_strict
-from gateway.stages.payload_aam import check_sliced
-from gateway.stages.payload_profiles import FAITHFUL, STRICT
+from gateway.stages.payload.aam import check_sliced
+from gateway.stages.payload.profiles import FAITHFUL, STRICT
 from gateway.tools.payloads import IRIS_SHAPED_PUSH
 
 from adv_harness import assert_error_body, backend_count, fetch_token

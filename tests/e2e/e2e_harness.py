@@ -13,7 +13,7 @@ import aiohttp
 from gateway.config.hashes import hash_opaque
 
 SEED_CREDENTIAL = "zq2LOO1CcYGrODS5nXiNHpEz97eCpVHAoMF8pAgCntXAzxp5uRV7DTAE2qtPLjhMQwrEX3O6MHV4S"
-VECTORS = Path(__file__).resolve().parents[1] / "vectors"  # exact copies of shared/vectors
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"  # Adobe's sample requests, byte for byte
 CLIENT_ID = "aam"
 CLIENT_SECRET = "e2e-secret-for-tests-only"
 AUDIENCE = "partner-api"

@@ -7,7 +7,6 @@ with a deadline, never a bare sleep.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -15,10 +14,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from polling import until
 
 __all__ = ["CapturedProcess", "GatewayProcess", "gateway_command"]
 
@@ -46,15 +46,17 @@ class CapturedProcess:
         return [r for r in self.records() if r.get("reason_id") == reason_id]
 
     async def wait_for(self, found: Callable[[], Any], seconds: float = 20.0) -> Any:
-        """``found()``'s first truthy result, polled until the deadline."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        """``found()``'s first truthy result, polled until the deadline; fails at once, with
+        the last output, when the process has ended without it."""
+
+        def found_while_running() -> Any:
             result = found()
-            if result:
-                return result
-            assert self.process.poll() is None or found(), "\n".join(self.lines[-20:])
-            await asyncio.sleep(0.05)
-        raise AssertionError("timed out; last output:\n" + "\n".join(self.lines[-20:]))
+            assert result or self.process.poll() is None or found(), \
+                "\n".join(self.lines[-20:])
+            return result
+
+        return await until(found_while_running, seconds, "the process's output",
+                           interval=0.05, context=self.lines)
 
     async def line(self, prefix: str, seconds: float = 20.0) -> str:
         """The first line printed that starts with ``prefix``."""

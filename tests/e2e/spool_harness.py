@@ -3,11 +3,8 @@ backend's record of what arrived."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +18,7 @@ from e2e_harness import base_config
 from proc_harness import CapturedProcess, gateway_command
 
 __all__ = ["admin_metrics", "backend_process", "direct_and_spool_config", "first_seen",
-           "free_port", "push", "recorded", "redis_spool_config", "spool_config", "until"]
-
-
-async def until(found: Callable[[], Any], seconds: float, context: list[str] | None = None
-                ) -> Any:
-    """Poll ``found`` until it is truthy, at most ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = found()
-        if result:
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError("timed out" + ("; last output:\n" + "\n".join(context[-20:])
-                                        if context else ""))
+           "free_port", "push", "recorded", "redis_spool_config", "spool_config"]
 
 
 def free_port() -> int:

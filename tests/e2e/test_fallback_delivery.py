@@ -21,6 +21,7 @@ from gateway.serve.server import RunningGateway
 from gateway.tools.seed import SEED_PAYLOAD
 
 from e2e_harness import base_config, fetch_token
+from polling import until
 from proc_harness import CapturedProcess, gateway_command
 from spool_harness import (
     admin_metrics,
@@ -29,7 +30,6 @@ from spool_harness import (
     free_port,
     recorded,
     spool_config,
-    until,
 )
 
 pytestmark = pytest.mark.slow
@@ -157,7 +157,7 @@ async def test_kill_9_after_spooled_fallback_answers_loses_nothing(
     record = tmp_path / "received.jsonl"
     await backend_process(processes, record, backend_port)
     received = await until(lambda: (lambda ids: ids if set(sent) <= set(ids) else None)(
-        recorded(record)), 20.0, again.lines)
+        recorded(record)), 20.0, context=again.lines)
     assert first_seen(received) == sent
     assert all(json.loads(x)["body"].encode() == SEED_PAYLOAD
                for x in record.read_text().splitlines())

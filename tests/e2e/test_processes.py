@@ -24,6 +24,7 @@ from aiohttp import web
 from gateway.tools.seed import SEED_PAYLOAD
 
 from e2e_harness import CLIENT_ID, CLIENT_SECRET, base_config, basic, fetch_token
+from polling import until
 from proc_harness import GatewayProcess
 
 pytestmark = pytest.mark.slow
@@ -168,10 +169,7 @@ async def test_two_workers_share_revocations_replace_the_dead_and_drain(
         async def ready() -> bool:
             async with plain.get(f"http://127.0.0.1:{ports['admin']}/readyz") as response:
                 return response.status == 200
-        deadline = time.monotonic() + 10
-        while not await ready():
-            assert time.monotonic() < deadline, "not ready after the restart"
-            await asyncio.sleep(0.1)
+        await until(ready, 10, "ready after the restart", interval=0.1)
         async with plain.get(f"http://127.0.0.1:{ports['admin']}/metrics") as response:
             assert "gateway_worker_restarts_total 1.0" in await response.text()
 
@@ -185,10 +183,7 @@ async def test_two_workers_share_revocations_replace_the_dead_and_drain(
         async def arrived() -> bool:
             async with plain.get(backend[0] + "/_stats") as response:
                 return bool((await response.json())["requests"])
-        deadline = time.monotonic() + 10
-        while not await arrived():
-            assert time.monotonic() < deadline, "the slow push never reached the backend"
-            await asyncio.sleep(0.02)
+        await until(arrived, 10, "the slow push reaching the backend")
         gateway.process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(slow, 20) == 200
     assert app is not None

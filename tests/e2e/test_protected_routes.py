@@ -55,7 +55,7 @@ def _push_headers(token: str, **extra: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", "Content-Type": "application/json", **extra}
 
 
-async def test_seed_get_with_body_arrives_byte_for_byte_without_the_token(
+async def test_adobes_sample_get_with_body_arrives_byte_for_byte_without_the_token(
         gateway: RunningGateway, backend: Backend, session: aiohttp.ClientSession,
         client_ssl_ctx: ssl.SSLContext) -> None:
     token = await fetch_token(session, gateway.ports["https"])

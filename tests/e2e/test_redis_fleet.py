@@ -24,7 +24,8 @@ from gateway.serve.server import RunningGateway
 from gateway.tools.seed import SEED_PAYLOAD
 
 from e2e_harness import CLIENT_ID, CLIENT_SECRET, base_config, basic, fetch_token
-from redis_harness import RedisServer, eventually, needs_redis
+from polling import until
+from redis_harness import RedisServer, needs_redis
 
 pytestmark = [needs_redis, pytest.mark.slow]
 
@@ -91,7 +92,7 @@ async def _ready(port: int) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
         body = await _readyz(port)
         return body if body["status"] == "ready" else None
-    result: dict[str, Any] = await eventually(check, 5.0, "ready")
+    result: dict[str, Any] = await until(check, 5.0, "ready")
     return result
 
 
@@ -107,7 +108,7 @@ async def test_a_revocation_through_one_is_refused_by_the_other_within_a_second(
 
     async def refused() -> bool:
         return await _push(session, b, token) == 401
-    await eventually(refused, 1.0, "B refusing a token revoked through A")
+    await until(refused, 1.0, "B refusing a token revoked through A")
     assert time.monotonic() - revoked_at < 1.0
     assert await _push(session, a, await fetch_token(session, b)) == 200  # others still work
 
@@ -122,7 +123,7 @@ async def test_failed_authentications_from_one_address_add_up_across_instances(
     async def blocked(port: int) -> bool:
         return await _wrong_secret(session, port) == 429
     assert await blocked(b)
-    await eventually(lambda: blocked(a), 1.0, "A refusing the address B blocked")
+    await until(lambda: blocked(a), 1.0, "A refusing the address B blocked")
     async with session.post(f"https://localhost:{a}/oauth2/token",
                             data={"grant_type": "client_credentials"},
                             headers={"Authorization": basic(CLIENT_ID, CLIENT_SECRET)}) as r:
@@ -137,14 +138,14 @@ async def test_redis_outage_degrades_and_recovers_by_itself(
     await _ready(fleet[1].ports["admin"])
     token, before, during = [await fetch_token(session, a) for _ in range(3)]
     assert await _revoke(session, a, before) == 200
-    await eventually(lambda: _is(_push(session, b, before), 401), 1.0, "revoked before")
+    await until(lambda: _is(_push(session, b, before), 401), 1.0, "revoked before")
 
     server.stop()
 
     async def degraded() -> dict[str, Any] | None:
         body = await _readyz(admin)
         return body if body["status"] == "degraded" else None
-    body = await eventually(degraded, 5.0, "/readyz reporting degraded")
+    body = await until(degraded, 5.0, "/readyz reporting degraded")
     assert body["http_status"] == 200, "a Redis outage must not pull the instance out"
     assert "redis" in body["degraded"][0]
     async with aiohttp.ClientSession() as plain, \
@@ -164,7 +165,7 @@ async def test_redis_outage_degrades_and_recovers_by_itself(
     await _ready(fleet[1].ports["admin"])
     # What Redis lost comes back from the instances: B learns of the revocation A could
     # only keep locally, and both revocations are in Redis again.
-    await eventually(lambda: _is(_push(session, b, during), 401), 5.0,
+    await until(lambda: _is(_push(session, b, during), 401), 5.0,
                      "B refusing the token revoked during the outage")
     raw = redis.Redis(port=server.port, decode_responses=True)
     try:

@@ -22,11 +22,11 @@ from aiohttp import web
 from gateway.tools.seed import SEED_PAYLOAD
 
 from e2e_harness import base_config, fetch_token
+from polling import until
 from proc_harness import CapturedProcess, GatewayProcess
 from redis_harness import (
     HAPROXY,
     RedisServer,
-    eventually,
     free_port,
     needs_haproxy,
     needs_redis,
@@ -105,14 +105,14 @@ async def test_two_instances_share_the_load_and_a_killed_one_loses_no_retryable_
             return await fetch_token(session, public)
         except aiohttp.ClientError:
             return None  # HAProxy still starting
-    bearer: str = await eventually(token, 10.0, "a token through HAProxy")
+    bearer: str = await until(token, 10.0, "a token through HAProxy")
 
     statuses = [await _push(client_ssl_ctx, public, bearer) for _ in range(20)]
     assert statuses == [200] * 20
 
     async def both_logged() -> bool:
         return _served(first) + _served(second) == 20
-    await eventually(both_logged, 5.0, "20 access lines")
+    await until(both_logged, 5.0, "20 access lines")
     assert _served(first) > 0 and _served(second) > 0, "HAProxy sent everything to one"
 
     os.killpg(second.process.pid, signal.SIGKILL)
@@ -123,10 +123,10 @@ async def test_two_instances_share_the_load_and_a_killed_one_loses_no_retryable_
 
     async def all_on_first() -> bool:
         return _served(first) - before == 30
-    await eventually(all_on_first, 5.0, "the survivor serving every push")
+    await until(all_on_first, 5.0, "the survivor serving every push")
 
     async def marked_down() -> Any:
         return any("gw2" in line and "DOWN" in line for line in list(proxy.lines))
-    await eventually(marked_down, 5.0, "HAProxy marking gw2 DOWN")
+    await until(marked_down, 5.0, "HAProxy marking gw2 DOWN")
     # HAProxy's log shows at least one push redispatched from the dead instance ("+1").
     assert any("gateways/gw1" in line and "/+" in line for line in list(proxy.lines))

@@ -20,7 +20,8 @@ from gateway.state.base import StateError, StateEvent
 from gateway.state.ratelimit import BucketLedger, TokenBucket, shared_buckets
 from gateway.state.redis import RedisState
 
-from redis_harness import RedisServer, eventually, needs_redis
+from polling import until
+from redis_harness import RedisServer, needs_redis
 
 pytestmark = [needs_redis, pytest.mark.slow]
 
@@ -54,11 +55,11 @@ async def test_revocations_reach_the_other_instance_and_expire_with_the_token(
     a, b = pair
     events, listener = await _listening(b)
     try:
-        until = time.time() + 60
-        await a.revoke("jti-1", until)
+        expires = time.time() + 60
+        await a.revoke("jti-1", expires)
         await a.revoke("jti-old", time.time() - 1)  # its token has expired already
-        await eventually(lambda: _some(events), 1.0, "the revocation event")
-        assert events[0] == StateEvent("revoked", "jti-1", pytest.approx(until))
+        await until(lambda: _some(events), 1.0, "the revocation event")
+        assert events[0] == StateEvent("revoked", "jti-1", pytest.approx(expires))
         revoked, cursor = await b.revoked_since(0)
         assert [jti for jti, _ in revoked] == ["jti-1"] and cursor == 0
         raw = redis.Redis(port=server.port, decode_responses=True)
@@ -85,10 +86,10 @@ async def test_failed_authentications_add_up_across_instances(
         assert await a.count_failure("192.0.2.7", 60, 4) is None
         assert await a.count_failure("192.0.2.7", 60, 4) is None
         assert await b.count_failure("192.0.2.7", 60, 4) is None
-        until = await b.count_failure("192.0.2.7", 60, 4)  # the fourth, on the other one
-        assert until is not None and 58 < until - time.time() <= 60.5
-        assert (await a.blocked()) == {"192.0.2.7": pytest.approx(until, abs=0.01)}
-        await eventually(lambda: _some(events), 1.0, "the block event")
+        blocked_until = await b.count_failure("192.0.2.7", 60, 4)  # the fourth, on the other one
+        assert blocked_until is not None and 58 < blocked_until - time.time() <= 60.5
+        assert (await a.blocked()) == {"192.0.2.7": pytest.approx(blocked_until, abs=0.01)}
+        await until(lambda: _some(events), 1.0, "the block event")
         assert events[0].kind == "blocked" and events[0].key == "192.0.2.7"
         assert await a.count_failure("192.0.2.8", 60, 4) is None  # others unaffected
     finally:

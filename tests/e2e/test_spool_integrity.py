@@ -15,7 +15,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,9 @@ import aiohttp
 import pytest
 
 from e2e_harness import fetch_token
+from polling import until
 from proc_harness import CapturedProcess, gateway_command
-from spool_harness import free_port, push, spool_config, until
+from spool_harness import free_port, push, spool_config
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,7 @@ async def test_retry_between_metrics_scrapes_delivers_every_dead_letter(
     token = await fetch_token(session, ports["https"])
     for i in range(2):
         assert await push(session, ports["https"], token, f"dead-{i}") == 200
-    await until(lambda: len(dead_ids(config)) == 2, 15.0, gateway.lines)
+    await until(lambda: len(dead_ids(config)) == 2, 15.0, context=gateway.lines)
     first, second = dead_ids(config)
 
     async with aiohttp.ClientSession() as plain:
@@ -84,18 +84,14 @@ async def test_retry_between_metrics_scrapes_delivers_every_dead_letter(
         async def delivered(count: int) -> bool:
             return int((await backend_stats(plain, backend_port))["requests"]) >= count
 
-        deadline = time.monotonic() + 15
-        while not await delivered(1):
-            assert time.monotonic() < deadline, "\n".join(gateway.lines[-20:])
-            await asyncio.sleep(0.05)
+        await until(lambda: delivered(1), 15, "the first retried item delivered",
+                    interval=0.05, context=gateway.lines)
         status, metrics = await admin_get(plain, ports["admin"], "/metrics")
         assert status == 200 and "gateway_spool_depth" in metrics
         retried = spool_command(config, "retry", str(second))
         assert retried.returncode == 0, retried.stderr
-        deadline = time.monotonic() + 15
-        while not await delivered(2):
-            assert time.monotonic() < deadline, "\n".join(gateway.lines[-20:])
-            await asyncio.sleep(0.05)
+        await until(lambda: delivered(2), 15, "the second retried item delivered",
+                    interval=0.05, context=gateway.lines)
 
         status, ready = await admin_get(plain, ports["admin"], "/readyz")
         assert status == 200, ready
@@ -269,13 +265,15 @@ async def test_stress_scrapes_commands_and_kills_lose_nothing(
             await backend.line("backend listening")
         await backend_control(plain, backend_port, status=200)
         await asyncio.to_thread(spool_command, config, "retry", "--all-dead")
-        deadline = time.monotonic() + 20
-        while True:
+        answers: list[str] = []
+
+        async def drained() -> bool:
             status, text = await admin_get(plain, ports["admin"], "/readyz")
-            if status == 200 and json.loads(text)["spool"]["depth"] == 0:
-                break
-            assert time.monotonic() < deadline, text
-            await asyncio.sleep(0.1)
+            answers.append(text)
+            return status == 200 and json.loads(text)["spool"]["depth"] == 0
+
+        await until(drained, 20, "/readyz showing the spool drained", interval=0.1,
+                    context=answers)
         again.kill()
 
     assert not problems, problems[:5]

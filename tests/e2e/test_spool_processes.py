@@ -20,8 +20,9 @@ import aiohttp
 import pytest
 
 from e2e_harness import fetch_token
+from polling import until
 from proc_harness import CapturedProcess, gateway_command
-from spool_harness import first_seen, free_port, push, recorded, spool_config, until
+from spool_harness import first_seen, free_port, push, recorded, spool_config
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +51,7 @@ async def test_kill_9_with_the_backend_down_loses_nothing_and_keeps_the_order(
             sent.append(f"push-{i:04d}")
 
     pusher = asyncio.get_running_loop().create_task(pushing())
-    await until(lambda: len(sent) >= 40 or pusher.done(), 10.0, gateway.lines)
+    await until(lambda: len(sent) >= 40 or pusher.done(), 10.0, context=gateway.lines)
     gateway.kill()  # SIGKILL in the middle of the pushes, the deliverer retrying meanwhile
     await asyncio.wait_for(pusher, 10)
     assert len(sent) >= 40
@@ -63,7 +64,7 @@ async def test_kill_9_with_the_backend_down_loses_nothing_and_keeps_the_order(
     processes.append(backend)
     await backend.line("backend listening")
     received = await until(lambda: (lambda ids: ids if set(sent) <= set(ids) else None)(
-        recorded(record)), 20.0, again.lines)
+        recorded(record)), 20.0, context=again.lines)
     # Every push answered 200 arrives, in order; one that was stored while the kill cut its
     # answer short may arrive too (at least once, never lost).
     assert [x for x in first_seen(received) if x in set(sent)] == sent
@@ -72,10 +73,7 @@ async def test_kill_9_with_the_backend_down_loses_nothing_and_keeps_the_order(
             async with plain.get(f"http://127.0.0.1:{ports['admin']}/readyz") as response:
                 body = await response.json()
             return response.status == 200 and body["spool"]["depth"] == 0
-        deadline = time.monotonic() + 10
-        while not await drained():
-            assert time.monotonic() < deadline, "the spool did not drain"
-            await asyncio.sleep(0.05)
+        await until(drained, 10, "the spool draining", interval=0.05)
 
 
 async def test_two_workers_deliver_each_push_once_in_order(
@@ -113,9 +111,7 @@ async def test_two_workers_deliver_each_push_once_in_order(
             count = float(values.get('gateway_spool_delivered_total{route="/segments/aam"}', 0))
             return count if depth == 0 and count >= len(sent) else None
 
-        deadline = time.monotonic() + 20
-        while (count := await delivered()) is None:
-            assert time.monotonic() < deadline, "\n".join(gateway.lines[-20:])
-            await asyncio.sleep(0.1)
+        count = await until(delivered, 20, "every push delivered, the spool empty",
+                            interval=0.1, context=gateway.lines)
     assert count == len(sent)  # a second delivery of any item would count twice
     assert recorded(record) == sent

@@ -29,9 +29,10 @@ import redis.asyncio as redis
 import yaml
 
 from e2e_harness import fetch_token
+from polling import until
 from proc_harness import CapturedProcess, gateway_command
-from redis_harness import RedisServer, eventually, needs_redis
-from spool_harness import first_seen, free_port, push, recorded, redis_spool_config, until
+from redis_harness import RedisServer, needs_redis
+from spool_harness import first_seen, free_port, push, recorded, redis_spool_config
 
 pytestmark = [needs_redis, pytest.mark.slow]
 
@@ -71,7 +72,7 @@ async def _all_arrive(record: Path, sent: list[str], seconds: float,
     """The backend's record once every push of ``sent`` is in it."""
     received: list[str] = await until(
         lambda: (lambda ids: ids if set(sent) <= set(ids) else None)(recorded(record)),
-        seconds, context)
+        seconds, context=context)
     return received
 
 
@@ -102,7 +103,7 @@ async def test_an_instance_killed_with_its_pushes_undelivered_loses_none_of_them
             found = await client.xpending(b"gateway:spool:q:/segments/aam", "deliverers")
             return bool(found["pending"]) and any(
                 c["name"].startswith(f"{a.process.pid}:".encode()) for c in found["consumers"])
-        await eventually(pending_at_a, 10.0, "A holding the route's first entries")
+        await until(pending_at_a, 10.0, "A holding the route's first entries")
     finally:
         await client.aclose()
     # Checked at start: this Redis keeps nothing on disk, and min_replicas is 0.
@@ -119,7 +120,7 @@ async def test_an_instance_killed_with_its_pushes_undelivered_loses_none_of_them
     async def drained() -> bool:
         status, body = await _get(b_ports["admin"], "/readyz")
         return status == 200 and body["spool"]["depth"] == 0
-    await eventually(drained, 10.0, "B's /readyz showing the spool drained")
+    await until(drained, 10.0, "B's /readyz showing the spool drained")
     _, text = await _get(b_ports["admin"], "/metrics")
     assert _metric(text, "gateway_spool_delivered_total") >= len(sent)
 
@@ -170,7 +171,7 @@ async def test_a_promoted_replica_delivers_every_push_answered_200(
     try:
         async def linked() -> bool:
             return (await clients[1].info("replication")).get("master_link_status") == "up"
-        await eventually(linked, 10.0, "the replica in sync with the primary")
+        await until(linked, 10.0, "the replica in sync with the primary")
         backend_port = free_port()
         config = redis_spool_config(tmp_path / "gw", cert_dir, signing_keys, secret_hash,
                                     backend_port, primary.url, min_replicas=1)
@@ -188,7 +189,7 @@ async def test_a_promoted_replica_delivers_every_push_answered_200(
                    for i in range(3)]
         os.kill(replica.process.pid, signal.SIGCONT)
         assert refused == [503] * 3, "a push no replica confirmed was answered"
-        await eventually(lambda: _offsets(*clients), 10.0, "the replica catching up")
+        await until(lambda: _offsets(*clients), 10.0, "the replica catching up")
 
         primary.stop()  # SIGKILL
         await clients[1].execute_command("REPLICAOF", "NO", "ONE")
@@ -202,7 +203,7 @@ async def test_a_promoted_replica_delivers_every_push_answered_200(
         assert "fewer than min_replicas=1" in ready["spool"]["degraded"]
         record = tmp_path / "received.jsonl"
         await _backend(processes, backend_port, record)
-        received = await _all_arrive(record, sent, 30.0, again.lines)
+        received = await _all_arrive(record, sent, 30.0, context=again.lines)
         assert first_seen(received) == sent  # in order; the 503s were never kept
     finally:
         for client in clients:
@@ -235,7 +236,7 @@ async def test_a_redis_outage_spools_locally_and_loses_nothing(
                 sent.append(f"outage-{i:03d}")
 
         pusher = asyncio.get_running_loop().create_task(pushing())
-        await until(lambda: len(sent) >= 20 or pusher.done(), 10.0, gateway.lines)
+        await until(lambda: len(sent) >= 20 or pusher.done(), 10.0, context=gateway.lines)
         server.stop()  # SIGKILL in the middle of the pushes
         stopped_at.append(len(sent))
         await asyncio.wait_for(pusher, 30)
@@ -251,10 +252,10 @@ async def test_a_redis_outage_spools_locally_and_loses_nothing(
             status, body = await _get(ports["admin"], "/readyz")
             return (status == 200 and body["status"] == "ready"
                     and body["spool"].get("local", {}).get("depth") == 0)
-        await eventually(moved, 20.0, "the local file moved to the stream")
+        await until(moved, 20.0, "the local file moved to the stream")
         record = tmp_path / "received.jsonl"
         await _backend(processes, backend_port, record)
-        received = await _all_arrive(record, sent, 30.0, gateway.lines)
+        received = await _all_arrive(record, sent, 30.0, context=gateway.lines)
         # Before the outage in the stream's order, then what the file held, in its order.
         assert [x for x in first_seen(received) if x in set(sent)] == sent
         logged = {r["reason_id"] for r in gateway.records() if "reason_id" in r}

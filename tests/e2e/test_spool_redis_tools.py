@@ -26,7 +26,8 @@ from gateway.spool.commands import spool_entries
 from gateway.tools.seed import SEED_PAYLOAD
 
 from e2e_harness import base_config, fetch_token
-from redis_harness import RedisServer, eventually, needs_redis
+from polling import until
+from redis_harness import RedisServer, needs_redis
 
 pytestmark = needs_redis
 
@@ -92,7 +93,7 @@ async def test_dead_letters_and_the_commands_on_the_redis_spool(
         found = await spool_entries(settings, dead_only=True, limit=10)
         return found if len(found) == 2 else None
 
-    first, second = await eventually(both_dead, 10.0, "two dead letters")
+    first, second = await until(both_dead, 10.0, "two dead letters")
     assert (await _backend(session, backend[0], "/_stats"))["requests"] == 2  # not retried
     assert first.last_status == 422 and '"received": false' in (first.last_error or "")
     async with session.get(f"http://127.0.0.1:{admin}/readyz") as response:
@@ -117,7 +118,7 @@ async def test_dead_letters_and_the_commands_on_the_redis_spool(
     async def redelivered() -> bool:
         last = (await _backend(session, backend[0], "/_stats"))["last"]
         return bool(last) and "refused-1" in last["headers"].values()
-    await eventually(redelivered, 10.0, "the requeued dead letter delivered")
+    await until(redelivered, 10.0, "the requeued dead letter delivered")
     assert [e.id for e in await spool_entries(settings, dead_only=True, limit=10)] == [
         second.id]
 
@@ -149,7 +150,7 @@ async def test_the_status_page_lists_and_retries_the_streams_dead_letters(
     status, _ = await _push(session, port, token, "refused-page")
     assert status == 200
 
-    await eventually(lambda: spool_entries(settings, dead_only=True, limit=10), 10.0,
+    await until(lambda: spool_entries(settings, dead_only=True, limit=10), 10.0,
                      "a dead letter")
     dead = await dead_letters(settings, 10)
     assert [e.last_status for e in dead] == [422]
@@ -160,7 +161,7 @@ async def test_the_status_page_lists_and_retries_the_streams_dead_letters(
     async def redelivered() -> bool:
         last = (await _backend(session, backend[0], "/_stats"))["last"]
         return bool(last) and "refused-page" in last["headers"].values()
-    await eventually(redelivered, 10.0, "the dead letter requeued from the status page")
+    await until(redelivered, 10.0, "the dead letter requeued from the status page")
     assert await dead_letters(settings, 10) == []
     async with session.get(f"http://127.0.0.1:{admin}/status.json") as response:
         assert response.status == 200  # the page's document, with the streams chosen
@@ -189,4 +190,4 @@ async def test_a_push_that_can_be_stored_nowhere_is_answered_503(
 
     async def stored_again() -> bool:
         return (await _push(session, port, token, "later"))[0] == 200
-    await eventually(stored_again, 10.0, "Redis taking pushes again")
+    await until(stored_again, 10.0, "Redis taking pushes again")

@@ -5,10 +5,8 @@ on the dead-letter list, and /readyz and /metrics reporting the spool."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from gateway.spool.sqlite import statements as store
 from gateway.tools.seed import SEED_PAYLOAD
 
 from e2e_harness import base_config, fetch_token
+from polling import until
 
 Start = Callable[[Settings], Awaitable[RunningGateway]]
 
@@ -60,16 +59,6 @@ async def _stats(session: aiohttp.ClientSession, backend: str) -> dict[str, Any]
         return dict(await response.json())
 
 
-async def _until(check: Callable[[], Awaitable[Any]], seconds: float = 10.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out")
-
-
 def _cli(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> tuple[int, str]:
     capsys.readouterr()
     code = main(["spool", *args, "-c", str(config)])
@@ -89,7 +78,7 @@ async def test_a_spooled_push_reaches_the_backend_as_a_direct_one_would(
     status, headers, body = await _push(session, port, token, "/segments/spooled", "spool-1")
     assert status == 200 and headers["Content-Type"].startswith("application/json")
     assert json.loads(body)["spooled"] is True
-    spooled = (await _until(lambda: _last_if(session, backend[0], "spool-1")))
+    spooled = (await until(lambda: _last_if(session, backend[0], "spool-1")))
     for seen in (direct, spooled):  # per request: its id, and its own new trace context
         seen["headers"].pop("X-Request-ID", None)
         assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00", seen["headers"].pop("traceparent"))
@@ -132,7 +121,7 @@ async def test_a_4xx_dead_letters_and_the_commands_list_retry_and_purge(
         found = dead()
         return found if len(found) == 2 else None
 
-    first, second = await _until(both_dead)
+    first, second = await until(both_dead)
     assert (await _stats(session, backend[0]))["requests"] == 2  # at once, not retried
     assert first.last_status == 422 and '"received": false' in (first.last_error or "")
     async with session.get(f"http://127.0.0.1:{admin}/readyz") as response:
@@ -150,7 +139,7 @@ async def test_a_4xx_dead_letters_and_the_commands_list_retry_and_purge(
     await _control(session, backend[0], status=200, reset=True)
     code, out = _cli(capsys, settings.source, "retry", str(first.id))
     assert code == 0 and "1 item(s) requeued" in out
-    await _until(lambda: _last_if(session, backend[0], "refused-1"))
+    await until(lambda: _last_if(session, backend[0], "refused-1"))
     assert [e.id for e in dead()] == [second.id]
 
     code, out = _cli(capsys, settings.source, "purge", "--all-dead")
@@ -186,7 +175,7 @@ async def test_past_the_bound_the_route_answers_503_with_retry_after(
         status, _, _ = await _push(session, port, token, "/segments/spooled", "later")
         return status == 200
 
-    await _until(room)  # once delivered, there is room again
+    await until(room)  # once delivered, there is room again
 
 
 async def test_a_spool_routes_unreachable_backend_keeps_the_gateway_ready(

@@ -17,7 +17,8 @@ from gateway.spool.base import SpoolError
 from gateway.spool.redis.durability import durability_warnings
 from gateway.spool.redis.streams import NotReplicated, StreamStore
 
-from redis_harness import RedisServer, eventually, needs_redis
+from polling import until
+from redis_harness import RedisServer, needs_redis
 
 pytestmark = needs_redis
 
@@ -91,7 +92,7 @@ async def test_an_expired_lease_is_taken_over_with_the_pending_entries(
         claim = (await streams.claim([(ROUTE, True, LONG)], "b", 8))[ROUTE]
         return [i.id for i in claim.items]
 
-    assert await eventually(taken, 5.0, "b taking over the expired lease") == [1, 2]
+    assert await until(taken, 5.0, "b taking over the expired lease") == [1, 2]
     for item in held:  # delivered by b; the third comes next
         await streams.delivered([item])
     await streams.release(ROUTE, "b")
@@ -109,7 +110,7 @@ async def test_a_backing_off_head_holds_back_its_route_and_probes_alone(
     async def probe() -> list[int]:
         return [i.id for i in (await streams.claim([(ROUTE, True, LONG)], "a", 8))[ROUTE].items]
 
-    assert await eventually(probe, 5.0, "the backoff ending") == [head.id]
+    assert await until(probe, 5.0, "the backoff ending") == [head.id]
 
 
 async def test_max_attempts_dead_letters_and_refused_connects_do_not_count(
@@ -121,11 +122,11 @@ async def test_max_attempts_dead_letters_and_refused_connects_do_not_count(
         return items[0] if items else None
 
     for _ in range(5):  # refused connections: never dead
-        item = await eventually(head, 5.0, "the head")
+        item = await until(head, 5.0, "the head")
         assert not await streams.retry_later(item, 0.0, "bad_gateway", None, counted=False)
     results = []
     for _ in range(3):
-        item = await eventually(head, 5.0, "the head")
+        item = await until(head, 5.0, "the head")
         results.append(await streams.retry_later(item, 0.0, "status 500", 500, counted=True))
     assert results == [False, False, True]
     (dead,) = await streams.entries(dead_only=True, limit=10)
@@ -159,7 +160,7 @@ async def test_old_items_expire_to_the_dead_letter_list(server: RedisServer) -> 
         async def expired() -> bool:  # one claim may expire the first before the second
             counted.append((await s.claim([(ROUTE, True, LONG)], "a", 8))[ROUTE].expired)
             return sum(counted) >= 2
-        await eventually(expired, 5.0, "expiry")
+        await until(expired, 5.0, "expiry")
         assert sum(counted) == 2
         dead = await s.entries(dead_only=True, limit=10)
         assert [e.id for e in dead] == [1, 2] and "max_age_seconds" in (dead[0].last_error or "")

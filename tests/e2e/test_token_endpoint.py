@@ -1,5 +1,5 @@
-"""The token endpoint over real TLS sockets (docs/adobe.md): the seed's request
-byte for byte, its spaced Content-Type variant, and Authlib's OAuth 2.0 client; the token is
+"""The token endpoint over real TLS sockets (docs/adobe.md): Adobe's sample token
+request byte for byte, its spaced Content-Type variant, and Authlib's OAuth 2.0 client; the token is
 then checked by joserfc against the served JWK Set."""
 
 from __future__ import annotations
@@ -66,11 +66,11 @@ async def check_token(session: aiohttp.ClientSession, port: int, token: str) -> 
 
 
 @pytest.mark.parametrize("content_type", [SEED_CONTENT_TYPE, SPACED_CONTENT_TYPE],
-                         ids=["seed", "spaced"])
-async def test_seed_token_request_byte_for_byte(gateway: RunningGateway,
-                                                client_ssl_ctx: ssl.SSLContext,
-                                                session: aiohttp.ClientSession,
-                                                content_type: bytes) -> None:
+                         ids=["sample", "spaced"])
+async def test_adobes_sample_token_request_byte_for_byte(gateway: RunningGateway,
+                                                         client_ssl_ctx: ssl.SSLContext,
+                                                         session: aiohttp.ClientSession,
+                                                         content_type: bytes) -> None:
     request = (VECTORS / "token-request.http").read_bytes()
     assert request.count(SEED_CONTENT_TYPE) == 1
     request = request.replace(SEED_CONTENT_TYPE, content_type)

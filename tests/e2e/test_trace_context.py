@@ -16,8 +16,9 @@ import pytest
 from gateway.tools.seed import SEED_PAYLOAD
 
 from e2e_harness import fetch_token
+from polling import until
 from proc_harness import CapturedProcess, gateway_command
-from spool_harness import direct_and_spool_config, free_port, until
+from spool_harness import direct_and_spool_config, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +78,7 @@ async def test_a_trace_id_reaches_the_backend_and_the_log_directly_and_through_t
     names = {"spool-new", "spool-caller", "direct-new", "direct-caller", "direct-invalid"}
     arrived: dict[str, Any] = await until(
         lambda: (lambda seen: seen if names <= set(seen) else None)(_arrived(record)), 20.0,
-        gateway.lines)
+        context=gateway.lines)
     logged: dict[str, str] = await gateway.wait_for(
         lambda: (lambda seen: seen if names <= set(seen) else None)(_logged(gateway)))
     for name in names:

@@ -37,8 +37,8 @@ async def test_rfc_form_with_encoded_secret(registry: ClientRegistry) -> None:
 
 
 @pytest.mark.parametrize("scheme", ["Basic", "basic", "BASIC", "bAsIc"])
-async def test_seed_opaque_credential_any_scheme_case(registry: ClientRegistry,
-                                                      scheme: str) -> None:
+async def test_adobes_sample_opaque_credential_any_scheme_case(registry: ClientRegistry,
+                                                              scheme: str) -> None:
     client = await registry.authenticate_basic(f"{scheme} {SEED_CREDENTIAL}")
     assert client.client_id == "aam"
 

@@ -83,7 +83,7 @@ async def client(app: web.Application, aiohttp_client: AiohttpClient) -> Any:
     return await aiohttp_client(app, auto_decompress=False)
 
 
-async def test_seed_request_gets_gzip_token(client: Any, app: web.Application) -> None:
+async def test_adobes_sample_request_gets_gzip_token(client: Any, app: web.Application) -> None:
     response = await client.post("/oauth2/token", data=GRANT, headers=SEED_HEADERS)
     assert response.status == 200
     assert response.headers["Content-Encoding"] == "gzip"

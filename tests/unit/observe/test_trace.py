@@ -8,7 +8,7 @@ import re
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.observe.trace import trace_context
+from gateway.observe.trace import request_id, trace_context
 
 VALID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 NEW = re.compile(r"traceparent: 00-([0-9a-f]{32})-([0-9a-f]{16})-00\r\n")
@@ -55,3 +55,16 @@ def test_an_invalid_traceparent_starts_a_new_trace_without_the_tracestate(given:
 def test_two_traceparent_headers_start_a_new_trace() -> None:
     context = trace_context(_headers(("traceparent", VALID), ("traceparent", VALID)))
     assert NEW.fullmatch(context.fields)
+
+
+@pytest.mark.parametrize("given", ["abc-123", "a" * 128, "req_1.2:3"])
+def test_a_sane_request_id_is_kept(given: str) -> None:
+    assert request_id(_headers(("X-Request-Id", given))) == given
+
+
+@pytest.mark.parametrize("given", ["", "a" * 129, "has space", "new\nline", "é"])
+def test_any_other_request_id_is_replaced_by_a_unique_one(given: str) -> None:
+    made = {request_id(_headers(("X-Request-Id", given))) for _ in range(3)}
+    made.add(request_id(_headers()))
+    assert len(made) == 4 and given not in made
+    assert all(re.fullmatch(r"[0-9a-f]{20}", value) for value in made)

@@ -30,9 +30,9 @@ from gateway.stages.payload import (
 )
 from gateway.tools.payloads import java_date, make_payload, make_payload_bytes
 
-# The seed's sample exactly as printed on Adobe's page (docs/adobe.md), "User_count": "2"
-# beside one user included; /work/shared/vectors/segment-payload.json holds the same bytes.
-SEED_SAMPLE = b"""{
+# Adobe's sample push exactly as printed on Adobe's page (docs/adobe.md), "User_count": "2"
+# beside one user included; tests/vectors/segment-payload.json holds the same bytes.
+SAMPLE_PUSH = b"""{
 "ProcessTime": "Wed Jul 27 16:17:42 UTC 2016",
 "User_DPID": "12345",
 "Client_ID": "74323",
@@ -50,7 +50,7 @@ SEED_SAMPLE = b"""{
    }]
 }
 """
-SHARED_VECTOR = Path("/work/shared/vectors/segment-payload.json")
+SAMPLE_VECTOR = Path(__file__).resolve().parents[2] / "vectors" / "segment-payload.json"
 DESCRIPTION_CHARS = re.compile(r"^[\x20-\x21\x23-\x5b\x5d-\x7e]*$")
 DATE = "Wed Jul 27 16:17:42 UTC 2016"
 
@@ -122,13 +122,12 @@ def seg(value: dict[str, Any], user: int = 1, segment: int = 1) -> dict[str, Any
 # --- valid documents -------------------------------------------------------------------
 
 
-def test_seed_sample_passes(validate: Validate) -> None:
-    validate(SEED_SAMPLE)
+def test_adobes_sample_push_passes(validate: Validate) -> None:
+    validate(SAMPLE_PUSH)
 
 
-@pytest.mark.skipif(not SHARED_VECTOR.exists(), reason="shared vectors not present")
-def test_shared_vector_passes(validate: Validate) -> None:
-    validate(SHARED_VECTOR.read_bytes())
+def test_the_sample_push_vector_passes(validate: Validate) -> None:
+    validate(SAMPLE_VECTOR.read_bytes())
 
 
 def test_base_document_passes(validate: Validate) -> None:
@@ -390,7 +389,7 @@ def test_segment_not_an_object_fails(validate: Validate) -> None:
 
 
 def test_duplicate_key_with_a_bad_value_fails(validate: Validate) -> None:
-    body = SEED_SAMPLE.replace(b'"Status": "1"', b'"Status": "2", "Status": "1"')
+    body = SAMPLE_PUSH.replace(b'"Status": "1"', b'"Status": "2", "Status": "1"')
     assert rejects(body, validate) == "Users[0].Segments[0].Status: must be 1 or 0"
 
 
@@ -400,7 +399,7 @@ def test_duplicate_key_with_a_bad_value_fails(validate: Validate) -> None:
 @pytest.mark.parametrize(
     "body",
     [b"", b"   ", b"{", b'{"ProcessTime": }', b"{'a': 1}", b'{"a": [1,]}', b"nul",
-     SEED_SAMPLE + b"{}", SEED_SAMPLE[:-10], b"\xef\xbb\xbf" + SEED_SAMPLE],
+     SAMPLE_PUSH + b"{}", SAMPLE_PUSH[:-10], b"\xef\xbb\xbf" + SAMPLE_PUSH],
 )  # fmt: skip
 def test_broken_json_fails(body: bytes) -> None:
     assert rejects(body).startswith("payload: malformed JSON")
@@ -409,16 +408,16 @@ def test_broken_json_fails(body: bytes) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [SEED_SAMPLE.replace(b"Wed Jul 27 16:17:22", b"Wed Jul 27 16:17:22\xff"),
-     b'{"Extra": "\xc3\x28", ' + SEED_SAMPLE[1:],  # in a field msgspec only skips
-     b'{"Extra": "\xed\xa0\x80", ' + SEED_SAMPLE[1:]],  # an encoded surrogate
+    [SAMPLE_PUSH.replace(b"Wed Jul 27 16:17:22", b"Wed Jul 27 16:17:22\xff"),
+     b'{"Extra": "\xc3\x28", ' + SAMPLE_PUSH[1:],  # in a field msgspec only skips
+     b'{"Extra": "\xed\xa0\x80", ' + SAMPLE_PUSH[1:]],  # an encoded surrogate
 )  # fmt: skip
 def test_invalid_utf8_fails(body: bytes) -> None:
     assert rejects(body).startswith("payload: not valid UTF-8")
     assert rejects(body, validate_json).startswith("payload: not valid UTF-8")
 
 
-@pytest.mark.parametrize("body", [b"[]", b"[" + SEED_SAMPLE + b"]", b'"x"', b"1", b"null"])
+@pytest.mark.parametrize("body", [b"[]", b"[" + SAMPLE_PUSH + b"]", b'"x"', b"1", b"null"])
 def test_top_level_not_an_object_fails(body: bytes, validate: Validate) -> None:
     assert rejects(body, validate).startswith("payload: must be a JSON object")
 
@@ -426,8 +425,8 @@ def test_top_level_not_an_object_fails(body: bytes, validate: Validate) -> None:
 @pytest.mark.parametrize(
     "body",
     [b"[" * 100_000, b"[" * 100_000 + b"]" * 100_000,
-     b'{"Extra": ' + b"[" * 100_000 + b"]" * 100_000 + b", " + SEED_SAMPLE[1:],
-     SEED_SAMPLE.replace(b'"Segments"', b'"AAM_Regions": ' + b"[" * 100_000 + b"]" * 100_000
+     b'{"Extra": ' + b"[" * 100_000 + b"]" * 100_000 + b", " + SAMPLE_PUSH[1:],
+     SAMPLE_PUSH.replace(b'"Segments"', b'"AAM_Regions": ' + b"[" * 100_000 + b"]" * 100_000
                          + b', "Segments"')],
 )  # fmt: skip
 def test_deep_nesting_fails_cleanly(body: bytes) -> None:
@@ -445,7 +444,7 @@ def test_non_ascii_in_an_error_is_never_echoed(validate: Validate) -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [SEED_SAMPLE, b"[]", b"[1, 2]", b'"x"', b" 1 ", b"null", b"1e999", '"\u00e9"'.encode()]
+    "body", [SAMPLE_PUSH, b"[]", b"[1, 2]", b'"x"', b" 1 ", b"null", b"1e999", '"\u00e9"'.encode()]
 )
 def test_validate_json_accepts_any_json(body: bytes) -> None:
     validate_json(body)
@@ -490,9 +489,9 @@ def test_any_field_value_only_raises_invalid_payload(field: str, value: Any) -> 
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.integers(min_value=0, max_value=len(SEED_SAMPLE) - 1), st.binary(min_size=1, max_size=4))
-def test_corrupted_seed_sample_only_raises_invalid_payload(at: int, junk: bytes) -> None:
-    check_only_payload_errors(SEED_SAMPLE[:at] + junk + SEED_SAMPLE[at + 1 :])
+@given(st.integers(min_value=0, max_value=len(SAMPLE_PUSH) - 1), st.binary(min_size=1, max_size=4))
+def test_corrupted_sample_push_only_raises_invalid_payload(at: int, junk: bytes) -> None:
+    check_only_payload_errors(SAMPLE_PUSH[:at] + junk + SAMPLE_PUSH[at + 1 :])
 
 
 # --- the payload generator -------------------------------------------------------------

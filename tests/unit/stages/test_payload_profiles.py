@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.config import RouteSettings
-from gateway.stages import payload_aam
 from gateway.stages.payload import (
     LARGE_BODY_BYTES,
     PayloadViolation,
@@ -23,8 +22,9 @@ from gateway.stages.payload import (
     validate_aam_segments,
     validate_aam_segments_strict,
 )
-from gateway.stages.payload_aam import check_sliced, check_whole
-from gateway.stages.payload_profiles import FAITHFUL, STRICT, Profile
+from gateway.stages.payload import aam as payload_aam
+from gateway.stages.payload.aam import check_sliced, check_whole
+from gateway.stages.payload.profiles import FAITHFUL, STRICT, Profile
 from gateway.tools.payloads import IRIS_SHAPED_PUSH, make_payload, make_payload_bytes
 
 DATE = "Wed Jul 27 16:17:42 UTC 2016"

@@ -17,6 +17,8 @@ from gateway.state.base import BroadcastingState, StateError, StateEvent
 from gateway.state.memory import MemoryState
 from gateway.state.mirror import SharedState
 
+from polling import until
+
 
 class Switchable(MemoryState):
     """MemoryState with events, a shared bucket, and an off switch."""
@@ -68,13 +70,6 @@ class Switchable(MemoryState):
         self._revoked.clear()
 
 
-async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
-
-
 async def test_outage_degrades_keeps_revocations_and_recovers() -> None:
     backend, metrics = Switchable(), Metrics()
     assert isinstance(backend, BroadcastingState)
@@ -83,7 +78,7 @@ async def test_outage_degrades_keeps_revocations_and_recovers() -> None:
     task = asyncio.create_task(shared.run())
     try:
         await asyncio.wait_for(backend.subscribed.wait(), 5)
-        await _until(lambda: not shared.degraded)
+        await until(lambda: not shared.degraded, 5)
         assert metrics.state_degraded == 0
         later = time.time() + 60
         for listener in backend.listeners:  # another instance revoked and blocked
@@ -94,7 +89,7 @@ async def test_outage_degrades_keeps_revocations_and_recovers() -> None:
         await shared.revoke("before", later)
 
         backend.up = False
-        await _until(lambda: shared.degraded)
+        await until(lambda: shared.degraded, 5)
         assert metrics.state_degraded == 1
         assert {"before", "from-elsewhere"} <= shared.revoked  # never forgotten
         with pytest.raises(ServiceUnavailableError) as caught:
@@ -106,9 +101,9 @@ async def test_outage_degrades_keeps_revocations_and_recovers() -> None:
 
         backend.forget_everything()  # it comes back empty, as Redis without persistence
         backend.up = True
-        await _until(lambda: not shared.degraded)
-        await _until(lambda: {j for j, _ in backend._revoked} >= {"before", "during",
-                                                                 "from-elsewhere"})
+        await until(lambda: not shared.degraded, 5)
+        await until(lambda: {j for j, _ in backend._revoked} >= {"before", "during",
+                                                                "from-elsewhere"}, 5)
         assert metrics.state_degraded == 0
         errors = {labels: n for (name, labels), n in metrics.counts.items()
                   if name == "gateway_state_errors_total"}

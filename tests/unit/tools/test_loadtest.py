@@ -1,7 +1,7 @@
 """The IRIS simulator (``gateway loadtest``, docs/operations.md) against a fake IRIS partner over
 TLS.
 
-The fake partner checks what docs/adobe.md says IRIS sends: the seed's token request headers
+The fake partner checks what docs/adobe.md says IRIS sends: Adobe's sample token request's headers
 and body, then ``Authorization: Bearer``, ``Accept-Encoding: gzip`` and ``Content-Type:
 application/json`` on every push. It answers ``401`` when told to, so the token re-fetch
 (and its single flight) is proven by counting token fetches, not by timing anything.
@@ -36,7 +36,7 @@ from gateway.tools.loadtest_options import (
 )
 from gateway.tools.loadtest_report import LatencySummary, LoadReport, percentile
 
-# The seed's opaque credential (docs/adobe.md): 77 characters, not base64 of anything.
+# Adobe's sample opaque credential (docs/adobe.md): 77 characters, not base64 of anything.
 SEED_CREDENTIAL = "zq2LOO1CcYGrODS5nXiNHpEz97eCpVHAoMF8pAgCntXAzxp5uRV7DTAE2qtPLjhMQwrEX3O6MHV4S"
 
 
@@ -108,7 +108,7 @@ class FakePartner:
         token = f"token-{self.token_fetches}"
         self.valid.add(token)
         response = web.json_response({"token_type": "Bearer", "access_token": token})
-        # As in the seed: the answer is gzip-compressed because the request allowed it.
+        # As in Adobe's sample: the answer is gzip-compressed because the request allowed it.
         response.enable_compression(web.ContentCoding.gzip)
         return response
 

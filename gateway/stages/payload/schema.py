@@ -18,7 +18,7 @@ import jsonschema_rs
 import msgspec
 
 from gateway.config import PayloadSchema
-from gateway.stages.payload_errors import ROOT, PayloadViolation, check_utf8, decode_error
+from gateway.stages.payload.errors import ROOT, PayloadViolation, check_utf8, decode_error
 
 __all__ = ["SchemaCheck"]
 

@@ -11,7 +11,7 @@ each segment's ``DateTime``, and bounds integers to 18 digits.
 Each profile has two sets of types. The *whole* set decodes a body in one call (small
 bodies). The *shell* set stops one level down: ``Users`` (and a large user's ``Segments``)
 as ``msgspec.Raw``, views into the body, so a large body is checked a slice at a time
-(``payload_aam.py``). Fields that are only skipped are never built into Python objects:
+(``aam.py``). Fields that are only skipped are never built into Python objects:
 unknown fields are skipped by the parser, and ``AAM_Regions`` is one ``Raw`` whose first
 byte tells a list, so a 10 KB gzip body inflating to megabytes of ``[{},{},...]`` builds no
 Python value.
@@ -47,7 +47,7 @@ _Status = Literal["1", "0", 1, 0]
 class _Segment(Struct, gc=False, kw_only=True):
     Segment_ID: _NonEmpty | int
     Status: _Status
-    # Checked after decoding (payload_aam.check_dates): a msgspec pattern costs a Python
+    # Checked after decoding (aam.check_dates): a msgspec pattern costs a Python
     # call per string (~0.4 us), more than the whole decode of a segment.
     DateTime: str | UnsetType = UNSET
 

@@ -1,14 +1,14 @@
-"""The payload stage: checks that a request body is the JSON its route promises
-(docs/configuration.md ``payload``, docs/adobe.md).
+"""Stage 7 of ``pipeline``, the payload: checks that a request body is the JSON its route
+promises (docs/configuration.md ``payload``, docs/adobe.md).
 
 ``payload_check(route)`` builds a route's ``PayloadCheck`` once per configuration, from one
 of four profiles:
 
 - ``aam-segments`` (the default): Adobe's segment push as every Adobe sample agrees on it;
   every other field of Adobe's table optional, and typed when present
-  (``payload_profiles.py``, ``payload_aam.py``);
+  (``profiles.py``, ``aam.py``);
 - ``aam-segments-strict``: every field the samples carry, required;
-- ``schema``: the route's own JSON Schema (``payload_schema.py``);
+- ``schema``: the route's own JSON Schema (``schema.py``);
 - ``none``: any one well-formed UTF-8 JSON document, decoded to ``msgspec.Raw``, which
   parses and checks the whole document without building any object (~1 ms per MB).
 
@@ -16,7 +16,7 @@ A problem is a ``PayloadViolation`` (``400 invalid_payload``) naming the JSON pa
 first problem, e.g. ``Users[0].Segments[1].Status: must be 1 or 0``, and never a value.
 Bodies up to ``LARGE_BODY_BYTES`` are checked in one call on the event loop (a 10-user push
 takes ~10 us); larger ones a slice at a time, yielding to the loop between slices
-(``payload_aam.check_sliced``). The body must be UTF-8 (checked even inside fields that are
+(``aam.check_sliced``). The body must be UTF-8 (checked even inside fields that are
 only skipped) and one JSON value with nothing after it; duplicate keys are allowed, and
 each occurrence is checked, so whichever one a backend keeps is valid.
 """
@@ -29,14 +29,14 @@ from typing import Final
 import msgspec
 
 from gateway.config import RouteSettings
-from gateway.stages.payload_aam import check_sliced, check_whole
-from gateway.stages.payload_errors import (
+from gateway.stages.payload.aam import check_sliced, check_whole
+from gateway.stages.payload.errors import (
     PayloadViolation,
     check_utf8,
     check_utf8_sliced,
     decode_error,
 )
-from gateway.stages.payload_profiles import FAITHFUL, STRICT, Profile
+from gateway.stages.payload.profiles import FAITHFUL, STRICT, Profile
 
 __all__ = ["LARGE_BODY_BYTES", "PayloadCheck", "PayloadViolation", "payload_check",
            "validate_aam_segments", "validate_aam_segments_strict", "validate_json"]
@@ -107,7 +107,7 @@ def payload_check(route: RouteSettings) -> PayloadCheck:
     if route.payload_schema is None:
         raise ValueError(f"route {route.path!r} has payload: schema without a schema")
     # Imported here: only a configuration with a schema route loads jsonschema-rs.
-    from gateway.stages.payload_schema import SchemaCheck
+    from gateway.stages.payload.schema import SchemaCheck
 
     schema = SchemaCheck(route.payload_schema)
 

@@ -1,4 +1,4 @@
-"""Checking a body against an Adobe profile (``payload_profiles.py``): in one call when it is
+"""Checking a body against an Adobe profile (``profiles.py``): in one call when it is
 small, a slice at a time when it is large.
 
 ``check_whole(profile, body)`` decodes the body once into the profile's types and then runs
@@ -27,14 +27,14 @@ from typing import Any, Final
 import msgspec
 from msgspec import UNSET, Raw
 
-from gateway.stages.payload_errors import (
+from gateway.stages.payload.errors import (
     PayloadViolation,
     check_utf8,
     check_utf8_sliced,
     decode_error,
     describe,
 )
-from gateway.stages.payload_profiles import (
+from gateway.stages.payload.profiles import (
     DATE,
     SIGN_SEGMENTS,
     SIGN_USERS,
