@@ -55,7 +55,7 @@ class Podman:
 
     def __init__(self, config_dir: Path) -> None:
         conf = config_dir / "containers.conf"
-        conf.write_text("[containers]\ndefault_ulimits = []\n")
+        conf.write_text('[containers]\ndefault_ulimits = []\n[engine]\nruntime = "runc"\n')
         self.env = {**os.environ, "CONTAINERS_CONF": str(conf)}
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 120.0
@@ -67,21 +67,23 @@ class Podman:
                                  f"{done.stdout}\n{done.stderr}")
         return done
 
-    def base_image(self) -> str:
-        """The local stand-in for python:3.11-slim-bookworm, made once and cached."""
-        key = hashlib.sha256(" ".join((SUITE, *BASE_PACKAGES, *_EXCLUDE)).encode()
+    def base_image(self, name: str = "python3", packages: tuple[str, ...] = BASE_PACKAGES
+                   ) -> str:
+        """A bookworm image of ``packages``: the local stand-in for
+        python:3.11-slim-bookworm by default, made once and cached."""
+        key = hashlib.sha256(" ".join((SUITE, *packages, *_EXCLUDE)).encode()
                              ).hexdigest()[:12]
-        tag = f"localhost/gateway-test-base:{SUITE}-{key}"
+        tag = f"localhost/gateway-test-{name}:{SUITE}-{key}"
         if self("image", "exists", tag, check=False).returncode == 0:
             return tag
-        tarball = _cache_dir() / f"{SUITE}-python3-{key}.tar"
+        tarball = _cache_dir() / f"{SUITE}-{name}-{key}.tar"
         if not tarball.exists():
             if shutil.which("mmdebstrap") is None:
                 raise RuntimeError("mmdebstrap is not installed")
             tarball.parent.mkdir(parents=True, exist_ok=True)
             partial = tarball.with_suffix(".partial.tar")
             subprocess.run(
-                ["mmdebstrap", "--variant=essential", "--include=" + ",".join(BASE_PACKAGES),
+                ["mmdebstrap", "--variant=essential", "--include=" + ",".join(packages),
                  *(f"--dpkgopt=path-exclude={p}" for p in _EXCLUDE), SUITE, str(partial),
                  MIRROR], check=True, capture_output=True, timeout=900)
             partial.rename(tarball)

@@ -29,7 +29,7 @@ import yaml
 
 from gateway.config.hashes import hash_opaque
 
-from container_harness import Podman, missing_tools
+from container_harness import Podman
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -37,25 +37,6 @@ VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 # Adobe's sample Basic credential (tests/vectors/token-request.http).
 SEED_CREDENTIAL = "zq2LOO1CcYGrODS5nXiNHpEz97eCpVHAoMF8pAgCntXAzxp5uRV7DTAE2qtPLjhMQwrEX3O6MHV4S"
 UID = 10001
-TAG = "localhost/gateway-test:latest"
-
-
-@pytest.fixture(scope="module")
-def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
-    reason = missing_tools()
-    if reason:
-        pytest.skip(reason)
-    return Podman(tmp_path_factory.mktemp("podman"))
-
-
-@pytest.fixture(scope="module")
-def image(podman: Podman) -> str:
-    try:
-        base = podman.base_image()
-    except RuntimeError as exc:  # no cached base and no mmdebstrap to make one
-        pytest.skip(str(exc))
-    podman.build(base, TAG)
-    return TAG
 
 
 def _free_port() -> int:
