@@ -72,13 +72,14 @@ def read_server(r: Reader, value: Any, path: str) -> ServerSettings:
     )
 
 def pid_file(r: Reader, value: Any, path: str) -> Path:
-    """``server.pid_file``, resolved against the configuration file's directory."""
+    """``server.pid_file``, resolved against ``$GATEWAY_STATE_DIR`` when set, else the
+    configuration file's directory."""
     given = r.string(value, path, default=DEFAULT_PID_FILE)
     try:
-        return (r.base_dir / os.path.expanduser(given)).resolve()
+        return (r.state_dir / os.path.expanduser(given)).resolve()
     except (OSError, ValueError):
         r.fail(path, "is not a usable path")
-        return r.base_dir / DEFAULT_PID_FILE
+        return r.state_dir / DEFAULT_PID_FILE
 
 def pid_file_of(config: Path) -> Path:
     """The pid file a configuration names, even when the rest of the file is invalid: what

@@ -121,7 +121,7 @@ def _read_state(r: Reader, value: Any, path: str) -> StateSettings:
             r.check(m.get(key) is None, f"{path}.{key}", "applies to backend: redis only")
     db_path = r.string(m.get("path"), f"{path}.path", default="var/gateway.db")
     return StateSettings(backend=backend or "sqlite",  # type: ignore[arg-type]
-                         path=(r.base_dir / db_path).resolve(), url=url, password=password,
+                         path=(r.state_dir / db_path).resolve(), url=url, password=password,
                          ca_file=ca_file, key_prefix=prefix)
 
 _SPOOL_REDIS_KEYS = ("url", "password", "ca_file", "key_prefix", "min_replicas")
@@ -163,7 +163,7 @@ def _read_spool(r: Reader, value: Any, path: str, state: StateSettings,
             r.check(m.get(key) is None, f"{path}.{key}", "applies to backend: redis only")
     return SpoolSettings(
         backend=backend,  # type: ignore[arg-type]
-        path=(r.base_dir / given if given else state.path.parent / "spool.db").resolve(),
+        path=(r.state_dir / given if given else state.path.parent / "spool.db").resolve(),
         max_bytes=max_bytes,
         max_items=r.integer(m.get("max_items"), f"{path}.max_items", default=100_000,
                             minimum=1, maximum=100_000_000),

@@ -22,10 +22,16 @@ import yaml
 
 from gateway.config.hints import did_you_mean, one_of
 
-__all__ = ["ConfigError", "Reader", "load_yaml", "unique"]
+__all__ = ["STATE_DIR_ENV", "ConfigError", "Reader", "load_yaml", "unique"]
 
 T = TypeVar("T")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Relative paths of the files the gateway writes (pid file, state and spool) resolve against
+# this directory when the variable is set (the container image sets /var/lib/gateway), so a
+# configuration mounted read-only names none of them. Files it reads resolve against the
+# configuration's own directory either way.
+STATE_DIR_ENV = "GATEWAY_STATE_DIR"
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -86,6 +92,18 @@ class Reader:
     # Valid but probably not meant (a direct route slower than IRIS waits, say): reported by
     # check-config and logged by serve, never a reason to refuse the file.
     warnings: list[str] = field(default_factory=list)
+    # Where relative runtime paths resolve: $GATEWAY_STATE_DIR, else base_dir.
+    state_dir: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.state_dir = self.base_dir
+        given = self.env.get(STATE_DIR_ENV, "")
+        if not given:
+            return
+        if os.path.isabs(os.path.expanduser(given)):
+            self.state_dir = Path(os.path.expanduser(given))
+        else:
+            self.fail(STATE_DIR_ENV, f"must be an absolute path, not {given!r} (environment)")
 
     def fail(self, path: str, reason: str) -> None:
         self.errors.append(f"{path}: {reason}")
