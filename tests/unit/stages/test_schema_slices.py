@@ -160,3 +160,26 @@ def test_min_items_still_sees_the_arrays_length() -> None:
     for body in (b'{"p": [1, 2]}', b'{"p": [1, 2, 3]}', b'{"p": [1, 2, 3, 4, 5]}',
                  b'{"p": [1, "2", 3]}'):
         assert verdict(sliced, body) == verdict(whole, body), body
+
+
+HTTP_API = SHIPPED.with_name("aep-http-api-profile.json")
+HTTP_API_EXPORT = {  # the shape of the HTTP API destination's export example, one profile
+    "person": {"birthDate": "1990-01-01", "name": {"firstName": "Ada", "lastName": "L"}},
+    "personalEmail": {"address": "ada@example.com"},
+    "segmentMembership": {"ups": {
+        "7841ba61-seg": {"lastQualificationTime": "2022-01-11T21:24:39Z", "status": "exited"},
+        "59bd2fkd-seg": {"lastQualificationTime": "2022-01-02T23:37:33Z", "status": "realized",
+                         "createdAt": 1648553325000, "name": "First name equals Ada"}}},
+    "identityMap": {"ecid": [{"id": "14575006536349286404619648085736425115"}],
+                    "email_lc_sha256": [{"id": "655332b5fa2aea4498bf7a290cff017cb4"}]},
+}
+
+
+def test_the_http_api_schema_takes_its_export_and_refuses_a_status_it_never_sends() -> None:
+    check = SchemaCheck(PayloadSchema(path=HTTP_API, text=HTTP_API.read_text()))
+    assert verdict(check, json.dumps(HTTP_API_EXPORT).encode()) is None
+    document = json.loads(json.dumps(HTTP_API_EXPORT))
+    document["segmentMembership"]["ups"]["7841ba61-seg"]["status"] = "gone"
+    assert verdict(check, json.dumps(document).encode()) == (
+        "segmentMembership.ups.7841ba61-seg.status: fails the schema's enum")
+    assert verdict(check, b'{"identityMap": {}}') == "segmentMembership: is required"
