@@ -3,7 +3,8 @@ requests byte for byte in each documented shape, answered with the AEP client's 
 ``expires_in`` beside IRIS's hour; a per-route body bound (a 3 MB AEP batch taken on its
 route while the IRIS route still refuses more than 1 MiB, declared, chunked or gzip); a
 10,000-profile batch through the shipped schema to a recording backend process, byte for
-byte; and ``gateway loadtest --profile aep`` with every push answered 200."""
+byte; ``gateway loadtest --profile aep`` with every push answered 200; and a reload that
+changes a route's bound and a client's lifetime."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
+import yaml
 
 from gateway.config import Settings
 from gateway.config.hashes import hash_secret
@@ -292,3 +294,28 @@ async def test_loadtest_profile_aep_gets_every_push_answered_200(
     arrived = received(record)
     assert len(arrived) == 40
     assert all(len(json.loads(a["body"])["profiles"]) == 200 for a in arrived)
+
+
+async def test_a_reload_applies_a_routes_bound_and_a_clients_lifetime(
+        aep: tuple[RunningGateway, Path], session: aiohttp.ClientSession,
+        client_ssl_ctx: ssl.SSLContext, tokens: tuple[str, str], tmp_path: Path) -> None:
+    gateway, record = aep
+    _, aep_token = tokens
+    batch = make_aep_batch_bytes(6500, random.Random(5))
+    assert 2 * MIB < len(batch) < 8 * MIB
+    status, answer = await post(session, gateway, "/segments/aep", aep_token, batch)
+    assert status == 200, answer
+    path = tmp_path / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["routes"][1]["max_body_bytes"] = 2 * MIB
+    config["clients"][-1]["ttl_seconds"] = 7200
+    path.write_text(yaml.safe_dump(config))
+    assert await gateway.reload()
+    status, answer = await refused_on_head(gateway, "/segments/aep", aep_token, len(batch),
+                                           client_ssl_ctx)
+    assert (status, answer["error"]) == (413, "payload_too_large")
+    assert len(received(record)) == 1
+    async with session.post(f"https://localhost:{gateway.ports['https']}/oauth2/token",
+                            data={"grant_type": "client_credentials", "client_id": AEP_ID,
+                                  "client_secret": AEP_SECRET}) as response:
+        assert (await response.json())["expires_in"] == 7200
