@@ -8,6 +8,8 @@ from typing import Any
 
 from gateway.config.hashes import HashFormatError, PasswordHash, parse_hash
 from gateway.config.model import (
+    TTL_MAX_SECONDS,
+    TTL_MIN_SECONDS,
     ClientSettings,
     RateLimitSettings,
     TokenSettings,
@@ -28,7 +30,8 @@ _WRONG_KEY = {
 
 def read_client(r: Reader, value: Any, path: str, tokens: TokenSettings) -> ClientSettings:
     m = r.mapping(value, path, ("client_id", "secret_hash", "credential_hash", "scopes",
-                                "allowed_cidrs", "rate_limit", "client_secret_post"))
+                                "allowed_cidrs", "rate_limit", "client_secret_post",
+                                "ttl_seconds"))
     secret_hashes = _read_hashes(r, m.get("secret_hash"), f"{path}.secret_hash", "scrypt")
     credential_hashes = _read_hashes(r, m.get("credential_hash"), f"{path}.credential_hash",
                                      "sha256")
@@ -52,7 +55,16 @@ def read_client(r: Reader, value: Any, path: str, tokens: TokenSettings) -> Clie
         rate_limit=rate_limit,
         client_secret_post=r.boolean(m.get("client_secret_post"), f"{path}.client_secret_post",
                                      default=False),
+        ttl_seconds=_read_ttl(r, m.get("ttl_seconds"), f"{path}.ttl_seconds"),
     )
+
+
+def _read_ttl(r: Reader, value: Any, path: str) -> int | None:
+    """A client's own token lifetime, within the bounds of ``tokens.ttl_seconds``; None
+    (absent or null) leaves the client on the section's lifetime."""
+    if value is None:
+        return None
+    return r.integer(value, path, minimum=TTL_MIN_SECONDS, maximum=TTL_MAX_SECONDS)
 
 def _read_hashes(r: Reader, value: Any, path: str, scheme: str) -> tuple[PasswordHash, ...]:
     result: list[PasswordHash] = []

@@ -65,6 +65,11 @@ def _read_settings(r: Reader, tree: Any, source: Path) -> Settings:
     unique(r, [(p, rt.path) for (p, _), rt in zip(r.items(top.get("routes"), "routes"),
                                                    routes, strict=True)], "path")
     state = _read_state(r, top.get("state"), "state")
+    spool = _read_spool(r, top.get("spool"), "spool", state, server)
+    for i, route in enumerate(routes):
+        # A body the spool can never hold would be refused forever (as for the server's).
+        r.check(not route.spools or route.body_limit(server) <= spool.max_bytes,
+                f"routes[{i}].max_body_bytes", "must be at most spool.max_bytes")
     return Settings(
         source=source,
         server=server,
@@ -74,7 +79,7 @@ def _read_settings(r: Reader, tree: Any, source: Path) -> Settings:
         upstream_tls=_read_upstream_tls(r, top.get("upstream_tls"), "upstream_tls"),
         state=state,
         logging=_read_logging(r, top.get("logging"), "logging"),
-        spool=_read_spool(r, top.get("spool"), "spool", state, server),
+        spool=spool,
     )
 
 def _read_upstream_tls(r: Reader, value: Any, path: str) -> UpstreamTLSSettings:

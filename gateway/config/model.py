@@ -41,6 +41,11 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # IRIS sends at most ~10 users a message (docs/adobe.md): 1 MiB holds ten users of ~900
 # segments each, or a 3,000-user generated batch, and bounds what one request can cost.
 MAX_BODY_BYTES = 1 << 20
+# The bounds of every body limit, server.max_body_bytes and routes[].max_body_bytes alike.
+BODY_BYTES_MIN, BODY_BYTES_MAX = 1024, 1 << 30
+# The bounds of every token lifetime, tokens.ttl_seconds and clients[].ttl_seconds alike:
+# 24 h, the least Adobe Experience Platform recommends, is the most.
+TTL_MIN_SECONDS, TTL_MAX_SECONDS = 60, 86400
 KEY_PREFIX = re.compile(r"[A-Za-z0-9_\-:.{}]{1,64}")
 
 
@@ -113,6 +118,9 @@ class ClientSettings:
     allowed_cidrs: tuple[Network, ...] = ()
     rate_limit: RateLimitSettings | None = None
     client_secret_post: bool = False
+    # The lifetime of this client's tokens; None: tokens.ttl_seconds. Adobe Experience
+    # Platform recommends tokens that live at least 24 h, IRIS is served well by one hour.
+    ttl_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +170,9 @@ class RouteSettings:
     signature: SignatureSettings | None = None
     delivery: Delivery = "direct"
     spool_after_seconds: float = 2.0  # fallback: the backend's time before the push is spooled
+    # The largest body of this route; None: server.max_body_bytes. AEP batches of
+    # 10,000 profiles run to several MB where an IRIS push of 10 users is a few KB.
+    max_body_bytes: int | None = None
 
     # Lower-case names forwarded although they could impersonate the gateway (forward/headers.py).
     pass_headers: tuple[str, ...] = ()
@@ -171,6 +182,11 @@ class RouteSettings:
         """Whether pushes of this route may be stored (spool and fallback): its backend
         being away loses nothing, and the spool delivers what waits."""
         return self.delivery != "direct"
+
+    def body_limit(self, server: ServerSettings) -> int:
+        """The body bound of this route: its own, else the server's. Read once, when the
+        route's handler is built, never per request."""
+        return self.max_body_bytes if self.max_body_bytes is not None else server.max_body_bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,6 +9,8 @@ import re
 from typing import Any
 
 from gateway.config.model import (
+    BODY_BYTES_MAX,
+    BODY_BYTES_MIN,
     DIRECT_TIMEOUT_SECONDS,
     IRIS_DEADLINE_SECONDS,
     METHODS,
@@ -29,7 +31,8 @@ def read_route(r: Reader, value: Any, path: str) -> RouteSettings:
     m = r.mapping(value, path, ("path", "methods", "upstream", "scope", "content_type", "auth",
                                 "payload", "payload_mode", "timeout_seconds",
                                 "forward_authorization", "identity_headers", "success_status",
-                                "signature", "delivery", "spool_after_seconds", "pass_headers"))
+                                "signature", "delivery", "spool_after_seconds", "pass_headers",
+                                "max_body_bytes"))
     route_path = r.string(m.get("path"), f"{path}.path")
     if route_path and not route_path.startswith("/"):
         r.fail(f"{path}.path", "must start with /")
@@ -96,7 +99,16 @@ def read_route(r: Reader, value: Any, path: str) -> RouteSettings:
         delivery=delivery,  # type: ignore[arg-type]
         spool_after_seconds=spool_after,
         pass_headers=_pass_headers(r, m.get("pass_headers"), f"{path}.pass_headers"),
+        max_body_bytes=_read_body_limit(r, m.get("max_body_bytes"), f"{path}.max_body_bytes"),
     )
+
+
+def _read_body_limit(r: Reader, value: Any, path: str) -> int | None:
+    """A route's own body bound, within the bounds of ``server.max_body_bytes``; None
+    (absent or null) leaves the route on the server's."""
+    if value is None:
+        return None
+    return r.integer(value, path, minimum=BODY_BYTES_MIN, maximum=BODY_BYTES_MAX)
 
 
 def _read_signature(r: Reader, value: Any, path: str) -> SignatureSettings:

@@ -78,16 +78,19 @@ class TokenIssuer:
 
     @property
     def ttl_seconds(self) -> int:
+        """``tokens.ttl_seconds``: the lifetime of a client without one of its own."""
         return self._ttl
 
     def mint(self, client: ClientSettings, scopes: tuple[str, ...]) -> tuple[str, int]:
         """(access token, expires_in seconds) for ``client`` with the granted ``scopes``."""
         now = int(time.time())
+        # The client's own lifetime when it has one (AEP: 24 h beside IRIS's hour).
+        ttl = self._ttl if client.ttl_seconds is None else client.ttl_seconds
         claims: dict[str, Any] = {
             # RFC 9068 §2.2: "iss REQUIRED - as defined in Section 4.1.1 of [RFC7519]."
             "iss": self._issuer,
             # RFC 9068 §2.2: "exp REQUIRED - as defined in Section 4.1.4 of [RFC7519]."
-            "exp": now + self._ttl,
+            "exp": now + ttl,
             # RFC 9068 §2.2: "aud REQUIRED - as defined in Section 4.1.3 of [RFC7519]."
             "aud": self._audience,
             # RFC 9068 §2.2: "In cases of access tokens obtained through grants where no
@@ -113,7 +116,7 @@ class TokenIssuer:
         # complying with this profile. Per the definition of typ in Section 4.1.9 of
         # [RFC7515], it is RECOMMENDED that the application/ prefix be omitted."
         token = self._keyset.sign(claims, {"typ": "at+jwt"})
-        return token, self._ttl
+        return token, ttl
 
 
 class TokenVerifier:

@@ -1,14 +1,15 @@
 """Stage 5 of ``pipeline``: the header policy, and the body read under its bound.
 
 ``Content-Type`` must be the route's media type (parameters allowed, charset UTF-8) → 415;
-a declared ``Content-Length`` over ``server.max_body_bytes`` → 413 before one byte of the body
-is read; a chunked body is cut off at the same bound; ``Content-Encoding: gzip`` bodies are
-inflated incrementally under the same bound, so a gzip bomb costs at most that much memory;
-any other encoding → 415.
+a declared ``Content-Length`` over the route's bound (``routes[].max_body_bytes``, else
+``server.max_body_bytes``) → 413 before one byte of the body is read; a chunked body is cut
+off at the same bound; ``Content-Encoding: gzip`` bodies are inflated incrementally under the
+same bound, so a gzip bomb costs at most that much memory; any other encoding → 415.
 """
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 from aiohttp import hdrs, web
@@ -51,8 +52,15 @@ async def read_body(request: web.Request, max_bytes: int, *, gzip: bool) -> tupl
         send_continue = request.pop(keys.CONTINUE, None)
         if send_continue is not None:
             await send_continue()
-    if request.content_length is not None:
-        raw = await request.read()  # the declared length was checked already
+    length = request.content_length
+    if length is not None:
+        # The declared length was checked against the route's bound already. Read from the
+        # stream, not with request.read(), whose own bound is the app's (client_max_size,
+        # the server's): a route may allow more than the server (routes[].max_body_bytes).
+        try:
+            raw = await request.content.readexactly(length)
+        except asyncio.IncompleteReadError:
+            raise InvalidRequestError("The request body is shorter than its length.") from None
     else:
         # A chunked body arrives in as many reads as the network makes of it (read(n)
         # returns what is buffered, not n bytes): read to the end or one byte past the

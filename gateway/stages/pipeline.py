@@ -101,7 +101,9 @@ def _route_handler(route: RouteSettings, settings: Settings, verifier: TokenVeri
                    forwarder: Forwarder, limits: ClientLimits, metrics: Metrics,
                    spool: Spool | None) -> Handler:
     realm = settings.tokens.realm
-    max_bytes = settings.server.max_body_bytes
+    # The route's own bound, else the server's: resolved here, once per configuration, so a
+    # request pays nothing for it (AEP's multi-MB batches beside IRIS's small pushes).
+    max_bytes = route.body_limit(settings.server)
     trusted = settings.server.trusted_proxies
     payload = payload_check(route)
     check, check_large = payload.check, payload.check_large

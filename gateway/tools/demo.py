@@ -3,10 +3,12 @@
 It creates what is missing (dev certificates, a signing key, a demo configuration with a
 fresh client), starts the sample backend and the gateway as their own processes on free
 loopback ports, then: (1) sends Adobe's sample token request and (2) push byte for byte,
-and a generated batch, (3) shows refusals, (4) runs a short load test and writes its HTML
-report, (5) prints some /metrics and access-log lines, (6) stops the backend, pushes to a
-spool and a fallback route (all answered 200), starts the backend again and shows every
-push arrive in order (``demo_spool.py``). Secrets and tokens are shown shortened.
+and a generated batch, (2b) fetches a token and pushes one 10,000-profile batch as Adobe
+Experience Platform does (``demo_aep.py``), (3) shows refusals, (4) runs a short load test
+and writes its HTML report, (5) prints some /metrics and access-log lines, (6) stops the
+backend, pushes to a spool and a fallback route (all answered 200), starts the backend again
+and shows every push arrive in order (``demo_spool.py``). Secrets and tokens are shown
+shortened.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from rich.console import Console
 
 from gateway.config.hashes import hash_opaque, hash_secret
 from gateway.tools.certs import create_dev_certificates, write_private
+from gateway.tools.demo_aep import aep_config, aep_walkthrough
 from gateway.tools.demo_spool import FALLBACK_PATH, SPOOL_PATH, spool_section, spool_walkthrough
 from gateway.tools.loadtest import LoadReport, run_load
 from gateway.tools.loadtest_html import write_report
@@ -65,8 +68,10 @@ def _short(secret: str) -> str:
     return secret[:10] + "…" if len(secret) > 12 else "…"
 
 
-def _prepare(workdir: Path, console: Console, spool_redis: str | None) -> tuple[Path, str]:
-    """Certificates, a signing key and a demo config; returns (config path, demo secret)."""
+def _prepare(workdir: Path, console: Console, spool_redis: str | None
+             ) -> tuple[Path, str, str]:
+    """Certificates, a signing key and a demo config; returns (config path, demo secret,
+    the AEP client's secret)."""
     certs = workdir / "certs"
     written = create_dev_certificates(certs)
     console.print(f"[bold]setup[/] dev certificates in {certs}: "
@@ -80,6 +85,7 @@ def _prepare(workdir: Path, console: Console, spool_redis: str | None) -> tuple[
     demo_dir = workdir / "var" / "demo"
     demo_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(24)
+    aep_client, aep_route, aep_secret = aep_config()
     config = {
         "server": {"host": "127.0.0.1", "port": 0, "http_port": 0,
                    "tls": {"cert_file": str(certs / "server.crt"),
@@ -90,13 +96,13 @@ def _prepare(workdir: Path, console: Console, spool_redis: str | None) -> tuple[
                    "keys": [{"kid": "dev-1", "private_key_file": str(key_file)}]},
         "clients": [{"client_id": DEMO_CLIENT, "secret_hash": hash_secret(secret),
                      "credential_hash": hash_opaque(SEED_CREDENTIAL),
-                     "scopes": ["segments:write"]}],
+                     "scopes": ["segments:write"]}, aep_client],
         "routes": [{"path": "/segments/aam", "methods": ["POST", "GET"],
                     "upstream": "${BACKEND_URL}", "scope": "segments:write"},
                    {"path": SPOOL_PATH, "methods": ["POST"], "upstream": "${BACKEND_URL}",
                     "scope": "segments:write", "delivery": "spool"},
                    {"path": FALLBACK_PATH, "methods": ["POST"], "upstream": "${BACKEND_URL}",
-                    "scope": "segments:write", "delivery": "fallback"}],
+                    "scope": "segments:write", "delivery": "fallback"}, aep_route],
         "state": {"path": str(demo_dir / "gateway.db")},
         "spool": spool_section(demo_dir, spool_redis),
         "logging": {"format": "json", "level": "info"},
@@ -106,7 +112,7 @@ def _prepare(workdir: Path, console: Console, spool_redis: str | None) -> tuple[
                     + yaml.safe_dump(config, sort_keys=False))
     console.print(f"[bold]setup[/] demo client {DEMO_CLIENT!r} with a fresh secret "
                   f"({_short(secret)}) and Adobe's sample credential; config {path}")
-    return path, secret
+    return path, secret, aep_secret
 
 
 def _start(args: list[str], ready_prefix: str, env: dict[str, str]) -> tuple[
@@ -156,7 +162,8 @@ def _show(console: Console, title: str, status: int | str, body: Any,
 
 
 async def _walkthrough(console: Console, ports: dict[str, int], backend: str,
-                       context: ssl.SSLContext, secret: str, load_seconds: float) -> LoadReport:
+                       context: ssl.SSLContext, secret: str, load_seconds: float,
+                       aep_secret: str) -> LoadReport:
     https = f"https://localhost:{ports['https']}"
     console.rule("1. IRIS asks for a token: Adobe's sample request, byte for byte")
     status, headers, body = await _raw_exchange(ports["https"], TOKEN_REQUEST, context)
@@ -184,6 +191,7 @@ async def _walkthrough(console: Console, ports: dict[str, int], backend: str,
         console.print(f"  the backend received {stats.get('requests')} requests; the last "
                       f"one's identity: X-Gateway-Client-Id={last.get('X-Gateway-Client-Id')}, "
                       f"Authorization forwarded: {'Authorization' in last}")
+        await aep_walkthrough(console, https, client, aep_secret)
 
         console.rule("3. What the gateway refuses")
         async with client.post(https + "/segments/aam", data=batch,
@@ -252,7 +260,7 @@ def run_demo(*, workdir: Path, load_seconds: float = 5.0,
     # Into a pipe, lines stay whole (soft wrap): a JSON log line cut at a width won't parse.
     console = Console(highlight=False, width=None if terminal else 110, soft_wrap=not terminal)
     console.rule("[bold]aam-oauth-gateway demo")
-    config, secret = _prepare(workdir.resolve(), console, spool_redis)
+    config, secret, aep_secret = _prepare(workdir.resolve(), console, spool_redis)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     processes = _Processes([])
     try:
@@ -270,7 +278,7 @@ def run_demo(*, workdir: Path, load_seconds: float = 5.0,
         _drain(gateway_proc, log)
         context = ssl.create_default_context(cafile=str(workdir / "certs" / "ca.crt"))
         report = asyncio.run(_walkthrough(console, ports, backend, context, secret,
-                                          load_seconds))
+                                          load_seconds, aep_secret))
         written = write_report(report, report.samples, workdir / "var/demo/loadtest.html")
         console.print(f"  the load test's HTML report: {written}")
         asyncio.run(_operations(console, ports, log))

@@ -4,6 +4,8 @@ It behaves as Adobe's IRIS does: one client-credentials token (RFC 6749 §4.4) f
 with the exact headers of Adobe's sample, reused until a ``401`` and then replaced once
 however many workers saw the ``401``, and pushes of generated ``aam-segments`` payloads
 with ``Authorization: Bearer`` (RFC 6750 §2.1) at a fixed concurrency, optionally paced.
+``--profile aep`` fetches the token as Adobe Experience Platform does (the credentials in
+the form body) and pushes AEP profile batches instead (``loadtest_aep.py``, docs/aep.md).
 The report is in ``loadtest_report.py``. Only loopback targets are accepted unless
 ``allow_remote`` is set: CI must never load-test somebody else's host. Every run is
 bounded in time and in count.
@@ -12,6 +14,7 @@ bounded in time and in count.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import random
@@ -24,19 +27,16 @@ import aiohttp
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+from gateway.tools.loadtest_aep import body_maker, push_headers, token_request
 from gateway.tools.loadtest_bottleneck import GatewayTimes, scrape
 from gateway.tools.loadtest_html import LoadSamples
 from gateway.tools.loadtest_options import (
-    IRIS_USER_AGENT,
     POOL_MAX_BYTES,
     POOL_SIZE,
-    TOKEN_BODY,
-    TOKEN_CONTENT_TYPE,
     LoadOptions,
     LoadTestError,
 )
 from gateway.tools.loadtest_report import LatencySummary, LoadReport
-from gateway.tools.payloads import make_payload_bytes
 
 __all__ = ["LoadReport", "TokenFetchError", "error_kind", "run_load"]
 
@@ -65,6 +65,7 @@ def error_kind(exc: BaseException) -> str:
     return "client_error"
 
 
+_LARGE = 1 << 20
 # What a failed push may raise; anything else is a bug in the simulator and must surface.
 _PUSH_ERRORS = (aiohttp.ClientError, TimeoutError, OSError, TokenFetchError)
 TLS_HINT = ("the server's certificate is not trusted: pass --ca with the CA that signed it "
@@ -86,12 +87,8 @@ class _Tokens:
     def __init__(self, session: aiohttp.ClientSession, options: LoadOptions) -> None:
         self._session = session
         self._url = options.effective_token_url
-        self._headers = {
-            "User-Agent": IRIS_USER_AGENT,
-            "Authorization": f"Basic {options.credential}",
-            "Content-Type": TOKEN_CONTENT_TYPE,
-            "Accept-Encoding": "gzip",
-        }
+        # IRIS's Basic request or AEP's body form (loadtest_aep.py).
+        self._headers, self._body = token_request(options)
         self._lock = asyncio.Lock()
         self.token: str | None = None
         self.fetches = 0
@@ -110,7 +107,8 @@ class _Tokens:
 
     async def _fetch(self) -> str:
         self.fetches += 1
-        async with self._session.post(self._url, data=TOKEN_BODY, headers=self._headers) as resp:
+        async with self._session.post(self._url, data=self._body,
+                                      headers=self._headers) as resp:
             body = await resp.read()
         # SECURITY: the response may hold a token; errors name the status, never the body.
         if resp.status != 200:
@@ -125,13 +123,14 @@ class _Tokens:
         return token
 
 
-def _payload_pool(users: int, seed: int) -> list[bytes]:
+def _payload_pool(options: LoadOptions) -> list[bytes]:
     """Distinct bodies made before the clock starts, so generation is never measured."""
-    rng = random.Random(seed)  # noqa: S311 - test data, not secrets
+    rng = random.Random(options.seed)  # noqa: S311 - test data, not secrets
+    make = body_maker(options)
     pool: list[bytes] = []
     size = 0
     while len(pool) < POOL_SIZE and (not pool or size < POOL_MAX_BYTES):
-        pool.append(make_payload_bytes(users, rng))
+        pool.append(make(rng))
         size += len(pool[-1])
     return pool
 
@@ -145,11 +144,7 @@ class _Run:
         self.session = session
         self.tokens = tokens
         self.pool = pool
-        self.headers = {
-            "User-Agent": IRIS_USER_AGENT,
-            "Content-Type": "application/json",
-            "Accept-Encoding": "gzip",
-        }
+        self.headers = push_headers(options)
         self.loop = asyncio.get_running_loop()
         self.started = self.loop.time()
         self.deadline = self.started + options.time_limit
@@ -185,8 +180,10 @@ class _Run:
             token = await self.tokens.current()
             headers = {**self.headers, "Authorization": f"Bearer {token}"}
             begun = time.perf_counter()
+            # An AEP batch may pass 1 MiB, where aiohttp wants a file-like body (it warns).
+            data = body if len(body) < _LARGE else io.BytesIO(body)
             async with self.session.request(
-                self.options.method, self.options.url, data=body, headers=headers
+                self.options.method, self.options.url, data=data, headers=headers
             ) as resp:
                 await resp.read()
             ended = time.perf_counter()
@@ -206,7 +203,8 @@ class _Run:
 
     async def show_progress(self, console: Console) -> None:
         limit = self.options.requests
-        columns = (TextColumn("[bold]IRIS push"), BarColumn(), TaskProgressColumn(),
+        caller = "AEP" if self.options.profile == "aep" else "IRIS"
+        columns = (TextColumn(f"[bold]{caller} push"), BarColumn(), TaskProgressColumn(),
                    TextColumn("{task.fields[done]} requests"), TimeElapsedColumn())
         # auto_refresh=False: no rendering thread competing with the loop for the GIL.
         with Progress(*columns, console=console, transient=True, auto_refresh=False) as bar:
@@ -221,7 +219,7 @@ class _Run:
 async def run_load(options: LoadOptions, *, console: Console | None = None) -> LoadReport:
     """Run one bounded load and report; raises UsageError or LoadTestError (no token)."""
     verify = options.client_ssl()
-    pool = await asyncio.to_thread(_payload_pool, options.users_per_request, options.seed)
+    pool = await asyncio.to_thread(_payload_pool, options)
     connector = aiohttp.TCPConnector(limit=options.concurrency, ssl=verify)
     async with aiohttp.ClientSession(
         connector=connector,
@@ -266,6 +264,7 @@ async def run_load(options: LoadOptions, *, console: Console | None = None) -> L
     return LoadReport(
         url=options.url,
         method=options.method,
+        profile=options.profile,
         concurrency=options.concurrency,
         users_per_request=options.users_per_request,
         rate=options.rate,

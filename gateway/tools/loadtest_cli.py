@@ -29,6 +29,9 @@ from gateway.tools.loadtest_options import (
 
 __all__ = ["add_arguments", "options_from_args", "run"]
 
+# AEP's configurable aggregation sends 1,000 to 10,000 profiles a call: its smallest batch.
+AEP_PROFILES = 1000
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``gateway loadtest`` options (README.md, docs/operations.md)."""
@@ -42,8 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the gateway's admin listener (http://127.0.0.1:9090): its "
                              "/metrics tell whether the gateway or the backend was the limit")
     parser.add_argument("--method", type=str.upper, choices=("POST", "GET"), default="POST")
-    parser.add_argument("--users-per-request", type=int, default=10, metavar="N",
-                        help="users in each push (default 10, IRIS's default maximum)")
+    parser.add_argument("--profile", choices=("iris", "aep"), default="iris",
+                        help="the caller simulated: IRIS (Basic token request, aam-segments "
+                             "pushes; the default) or Adobe Experience Platform (credentials "
+                             "in the form body, batches of profiles; docs/aep.md)")
+    parser.add_argument("--users-per-request", type=int, default=None, metavar="N",
+                        help="IRIS: users in each push (default 10, IRIS's default maximum)")
+    parser.add_argument("--profiles-per-request", type=int, default=None, metavar="N",
+                        help=f"AEP: profiles in each batch (default {AEP_PROFILES})")
     parser.add_argument("--concurrency", type=int, default=16, metavar="N",
                         help="pushes in flight at once, one connection each (default 16)")
     parser.add_argument("--duration", type=float, metavar="SECONDS",
@@ -64,10 +73,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write a self-contained HTML report with charts")
 
 
+def _per_request(args: argparse.Namespace) -> int:
+    """Users (IRIS) or profiles (AEP) per push; the other profile's flag is refused."""
+    if args.profile == "aep":
+        if args.users_per_request is not None:
+            raise UsageError("--profile aep pushes profiles: use --profiles-per-request")
+        given = args.profiles_per_request
+        return AEP_PROFILES if given is None else int(given)
+    if args.profiles_per_request is not None:
+        raise UsageError("--profiles-per-request needs --profile aep")
+    return 10 if args.users_per_request is None else int(args.users_per_request)
+
+
 def options_from_args(args: argparse.Namespace) -> LoadOptions:
     if args.credential is not None and (args.client_id is not None or args.secret is not None):
         raise UsageError("give --client-id and --secret, or --credential, not both")
-    if args.credential is not None:
+    per_request = _per_request(args)
+    if args.profile == "aep":
+        if args.credential is not None:
+            raise UsageError("--profile aep sends --client-id and --secret in the form body; "
+                             "AEP has no opaque credential")
+        credential = ""
+    elif args.credential is not None:
         credential = args.credential
     elif args.client_id is not None and args.secret is not None:
         credential = basic_credential(args.client_id, args.secret)
@@ -75,7 +102,8 @@ def options_from_args(args: argparse.Namespace) -> LoadOptions:
         raise UsageError("credentials missing: give --client-id and --secret, or --credential")
     return LoadOptions(
         url=args.url, credential=credential, token_url=args.token_url, method=args.method,
-        users_per_request=args.users_per_request, concurrency=args.concurrency,
+        profile=args.profile, client_id=args.client_id, client_secret=args.secret,
+        users_per_request=per_request, concurrency=args.concurrency,
         duration=args.duration, requests=args.requests, rate=args.rate, timeout=args.timeout,
         ca_file=args.ca, insecure=args.insecure, allow_remote=args.allow_remote, seed=args.seed,
         progress=not (args.json or args.no_progress) and sys.stdout.isatty(),

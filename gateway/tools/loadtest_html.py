@@ -195,11 +195,13 @@ def render_html(report: LoadReport, samples: LoadSamples | None = None) -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>load test: {_e(report.url)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>IRIS simulator: load report</h1><p>{_e(report.method)} {_e(report.url)}, "
+        f"<h1>{'AEP' if report.profile == 'aep' else 'IRIS'} simulator: load report</h1>"
+        f"<p>{_e(report.method)} {_e(report.url)}, "
         f"written {when}</p>{notes}"
         '<div class="cols"><div><h2>Parameters</h2>' + _table(doc, [
             ("url", "url"), ("method", "method"), ("concurrency", "concurrency"),
-            ("users per request", "users_per_request"), ("rate (req/s, null: unpaced)", "rate")])
+            ("profiles per request" if report.profile == "aep" else "users per request",
+             "users_per_request"), ("rate (req/s, null: unpaced)", "rate")])
         + '<h2>Status mix</h2><table class="grid" id="statuses"><tr><th>status</th>'
         f"<th>count</th></tr>{statuses}</table>"
         + (f'<h2>Errors</h2><table class="grid" id="errors">{errors}</table>' if errors else "")

@@ -7,6 +7,7 @@ import base64
 import ipaddress
 import ssl
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 __all__ = [
@@ -86,11 +87,17 @@ def _check_url(name: str, url: str, allow_remote: bool) -> None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoadOptions:
-    """One load run. ``credential`` is the Basic value sent as is (``basic_credential`` makes
-    the RFC form). ``duration`` None means 10 s, or, with ``requests``, a 1-hour safety cap."""
+    """One load run. ``credential`` is the Basic value IRIS sends as is (``basic_credential``
+    makes the RFC form); ``profile="aep"`` sends ``client_id`` and ``client_secret`` in the
+    form body instead, as Adobe Experience Platform does, and pushes AEP batches of
+    ``users_per_request`` profiles (``loadtest_aep.py``). ``duration`` None means 10 s, or,
+    with ``requests``, a 1-hour safety cap."""
 
     url: str
-    credential: str = field(repr=False)
+    credential: str = field(default="", repr=False)
+    profile: Literal["iris", "aep"] = "iris"
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
     token_url: str | None = None
     method: str = "POST"
     users_per_request: int = 10
@@ -112,15 +119,22 @@ class LoadOptions:
         _check_url("--token-url", self.effective_token_url, self.allow_remote)
         if self.admin_url is not None:
             _check_url("--admin-url", self.admin_url, self.allow_remote)
+        if self.profile == "aep":
+            # AEP puts both in the form body: any text, form-urlencoded when sent.
+            if not self.client_id or not self.client_secret:
+                raise UsageError("--profile aep: give --client-id and --secret (AEP sends "
+                                 "them in the form body)")
         # A header value: printable ASCII only, so no CR/LF can split the request.
-        if not (self.credential.isascii() and self.credential.isprintable()) or not self.credential:
+        elif not (self.credential.isascii() and self.credential.isprintable()) \
+                or not self.credential:
             raise UsageError("the credential must be non-empty printable ASCII")
         if self.method not in ("POST", "GET"):
             raise UsageError(f"--method: POST or GET, got {self.method!r}")
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
             raise UsageError(f"--concurrency: 1..{MAX_CONCURRENCY}")
         if not 1 <= self.users_per_request <= MAX_USERS:
-            raise UsageError(f"--users-per-request: 1..{MAX_USERS}")
+            flag = "--profiles-per-request" if self.profile == "aep" else "--users-per-request"
+            raise UsageError(f"{flag}: 1..{MAX_USERS}")
         if self.duration is not None and not 0 < self.duration <= MAX_DURATION_S:
             raise UsageError(f"--duration: more than 0, at most {MAX_DURATION_S:g} seconds")
         if self.requests is not None and not 1 <= self.requests <= MAX_REQUESTS:

@@ -75,6 +75,7 @@ class LoadReport:
 
     url: str
     method: str
+    profile: str = "iris"  # "aep": the pushes were AEP batches of profiles (loadtest_aep.py)
     concurrency: int
     users_per_request: int
     rate: float | None
@@ -129,6 +130,7 @@ class LoadReport:
         return {
             "url": self.url,
             "method": self.method,
+            "profile": self.profile,
             "concurrency": self.concurrency,
             "users_per_request": self.users_per_request,
             "rate": self.rate,
@@ -177,7 +179,8 @@ class LoadReport:
             ("target", f"{self.method} {self.url}"),
             (
                 "load",
-                f"concurrency {self.concurrency}, {self.users_per_request} users/request, {rate}",
+                f"concurrency {self.concurrency}, {self.users_per_request} "
+                f"{'profiles' if self.profile == 'aep' else 'users'}/request, {rate}",
             ),
             (
                 "requests",
@@ -205,7 +208,8 @@ class LoadReport:
 
     def render(self, console: Console) -> None:
         """Print the report as a rich table, followed by any verdicts in bold."""
-        table = Table(title="IRIS simulator: load report", show_header=False, box=None)
+        caller = "AEP" if self.profile == "aep" else "IRIS"
+        table = Table(title=f"{caller} simulator: load report", show_header=False, box=None)
         table.add_column(style="bold cyan", no_wrap=True)
         table.add_column()
         for label, value in self.rows():

@@ -1,6 +1,7 @@
 """``gateway demo`` (the README's quick start) into a pipe, as CI and a `| tee` see it: exit
 0, and every JSON log line it shows stays one whole line however long (no wrapping at a
-console width), and the load test names its bottleneck from the gateway's own metrics."""
+console width), the load test names its bottleneck from the gateway's own metrics, and one
+AEP push follows IRIS's."""
 
 from __future__ import annotations
 
@@ -26,3 +27,11 @@ def test_demo_into_a_pipe_keeps_lines_whole(tmp_path: Path) -> None:
         assert json.loads(line)["logger"] == "gateway.access"
     assert max(len(line) for line in shown) > 110  # longer than the console width
     assert any(line.startswith("Bottleneck: the ") for line in result.stdout.splitlines())
+    # One AEP push after IRIS's: its own 24 h token, then a 10,000-profile batch on a route
+    # whose body bound is its own (demo_aep.py).
+    lines = result.stdout.splitlines()
+    aep = next(i for i, line in enumerate(lines) if "2b. Adobe Experience Platform" in line)
+    assert aep > next(i for i, line in enumerate(lines) if "2. IRIS pushes" in line)
+    assert "→ 200" in lines[aep + 1] and "expires_in 86400" in lines[aep + 1]
+    assert lines[aep + 2].startswith("  POST /segments/aep (10,000 profiles")
+    assert "→ 200, the backend's answer relayed: received true" in lines[aep + 2]

@@ -7,6 +7,7 @@ Modules:
 * ``profiles``: the Adobe profiles' msgspec types (``aam-segments``, ``-strict``).
 * ``aam``: those profiles checked in one call, or a slice at a time for large bodies.
 * ``schema``: ``payload: {schema: FILE}`` routes, checked by jsonschema-rs.
+* ``schema_slices``: a schema route's large batch checked a slice of its big array at a time.
 * ``errors``: ``PayloadViolation`` and its wording (a JSON path, never a value).
 """
 

@@ -108,6 +108,7 @@ def payload_check(route: RouteSettings) -> PayloadCheck:
         raise ValueError(f"route {route.path!r} has payload: schema without a schema")
     # Imported here: only a configuration with a schema route loads jsonschema-rs.
     from gateway.stages.payload.schema import SchemaCheck
+    from gateway.stages.payload.schema_slices import SlicedSchemaCheck
 
     schema = SchemaCheck(route.payload_schema)
 
@@ -116,4 +117,7 @@ def payload_check(route: RouteSettings) -> PayloadCheck:
         await check_utf8_sliced(body, 4 * 65536)
         schema.check_json(body)
 
-    return PayloadCheck("schema", schema, large_schema)
+    # A batch rooted in one big array (AEP's {"profiles": [...]}) a slice at a time, when the
+    # schema allows it (schema_slices.py).
+    sliced = SlicedSchemaCheck.build(route.payload_schema, schema)
+    return PayloadCheck("schema", schema, large_schema if sliced is None else sliced)
