@@ -105,6 +105,10 @@ async def start_gateway(settings: Settings, worker: WorkerOptions | None = None)
     """Start every listener of ``settings``; port 0 binds a free port (tests, demo)."""
     server = settings.server
     app = create_app(settings)
+    metrics = app[keys.METRICS]
+    metrics.loaded()
+    if worker is None:  # one process serves alone; a supervisor counts its workers itself
+        metrics.workers = 1
     access_log = access_logger_class(app[keys.METRICS], stdout_writer(),
                                      json=settings.logging.format == "json",
                                      route_label=app[keys.RUNTIME].labels)

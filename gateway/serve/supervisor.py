@@ -66,6 +66,7 @@ class Supervisor:
         self.settings = settings
         self.keyset = KeySet.from_settings(settings.tokens)
         self.metrics = Metrics()
+        self.metrics.loaded()
         self.directory = Path(tempfile.mkdtemp(prefix="gateway-metrics-"))
         self.workers: dict[int, asyncio.subprocess.Process] = {}
         self._dead: list[Snapshot] = []
