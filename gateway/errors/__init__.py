@@ -14,7 +14,7 @@ RFC 6749 §5.2 and RFC 6750 §3 require. Nothing else in the gateway writes an e
         PayloadTooLargeError, InvalidPayloadError, ForbiddenError, RateLimitedError,
         ServiceUnavailableError, BadGatewayError, GatewayTimeoutError, InternalError,
         RequestTimeoutError, UriTooLongError, RequestHeaderFieldsTooLargeError,
-        HttpVersionNotSupportedError
+        HttpVersionNotSupportedError, ClientClosedRequestError
 
 Modules: ``base`` (``GatewayError``), ``oauth`` (the RFC 6749 and RFC 6750 codes), ``http``
 (the short codes), ``render`` (the single renderer).
@@ -23,6 +23,7 @@ Modules: ``base`` (``GatewayError``), ``oauth`` (the RFC 6749 and RFC 6750 codes
 from gateway.errors.base import NO_STORE_HEADERS, GatewayError
 from gateway.errors.http import (
     BadGatewayError,
+    ClientClosedRequestError,
     ForbiddenError,
     GatewayTimeoutError,
     HttpVersionNotSupportedError,
@@ -55,6 +56,7 @@ from gateway.errors.render import error_body, error_middleware, render, respond_
 __all__ = [
     "NO_STORE_HEADERS",
     "BadGatewayError",
+    "ClientClosedRequestError",
     "ForbiddenError",
     "GatewayError",
     "GatewayTimeoutError",

@@ -7,6 +7,7 @@ from gateway.errors.base import GatewayError
 
 __all__ = [
     "BadGatewayError",
+    "ClientClosedRequestError",
     "ForbiddenError",
     "GatewayTimeoutError",
     "HttpVersionNotSupportedError",
@@ -135,3 +136,13 @@ class InternalError(GatewayError):
     error = "server_error"
     status_code = 500
     description = "The gateway could not handle the request."
+
+
+class ClientClosedRequestError(GatewayError):
+    """499, nginx's "client closed request": the caller went away (FIN or RST) before its
+    request was read in full. No one reads this answer; the status is for the access log
+    and the metrics, where it is neither a 4xx the gateway chose nor a 5xx it caused."""
+
+    error = "client_closed_request"
+    status_code = 499
+    description = "The client closed the connection before its request was read."
