@@ -14,7 +14,7 @@ RFC 6749 §5.2 and RFC 6750 §3 require. Nothing else in the gateway writes an e
         PayloadTooLargeError, InvalidPayloadError, ForbiddenError, RateLimitedError,
         ServiceUnavailableError, BadGatewayError, GatewayTimeoutError, InternalError,
         RequestTimeoutError, UriTooLongError, RequestHeaderFieldsTooLargeError,
-        HttpVersionNotSupportedError, ClientClosedRequestError
+        HttpVersionNotSupportedError, ClientClosedRequestError, MisdirectedRequestError
 
 Modules: ``base`` (``GatewayError``), ``oauth`` (the RFC 6749 and RFC 6750 codes), ``http``
 (the short codes), ``render`` (the single renderer).
@@ -30,6 +30,7 @@ from gateway.errors.http import (
     InternalError,
     InvalidPayloadError,
     MethodNotAllowedError,
+    MisdirectedRequestError,
     NotFoundError,
     PayloadTooLargeError,
     RateLimitedError,
@@ -71,6 +72,7 @@ __all__ = [
     "InvalidScopeError",
     "InvalidTokenError",
     "MethodNotAllowedError",
+    "MisdirectedRequestError",
     "MissingTokenError",
     "NotFoundError",
     "PayloadTooLargeError",

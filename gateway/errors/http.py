@@ -14,6 +14,7 @@ __all__ = [
     "InternalError",
     "InvalidPayloadError",
     "MethodNotAllowedError",
+    "MisdirectedRequestError",
     "NotFoundError",
     "PayloadTooLargeError",
     "RateLimitedError",
@@ -146,3 +147,13 @@ class ClientClosedRequestError(GatewayError):
     error = "client_closed_request"
     status_code = 499
     description = "The client closed the connection before its request was read."
+
+
+class MisdirectedRequestError(GatewayError):
+    """RFC 9110 §15.5.20: 421, the request was directed at a server that will not answer
+    for its target: the admin listener under a ``Host`` that does not name it (a
+    DNS-rebinding page's own name)."""
+
+    error = "misdirected_request"
+    status_code = 421
+    description = "This listener does not answer for that Host."

@@ -32,7 +32,7 @@ from gateway.oauth.keys import KeySet
 from gateway.observe.accesslog import access_logger_class, stdout_writer
 from gateway.observe.logs import configure_logging
 from gateway.observe.metrics import Snapshot, write_snapshot
-from gateway.serve.admin import create_admin_app
+from gateway.serve.admin import admin_runner, create_admin_app
 from gateway.serve.app import create_app
 from gateway.serve.bind import ListenError, listen_error
 from gateway.serve.collector import settle_collector
@@ -137,8 +137,7 @@ async def start_gateway(settings: Settings, worker: WorkerOptions | None = None)
             await bind(web.TCPSite(public, server.host, http_port, reuse_port=reuse),
                        "server.http_port", "http", server.host, http_port)
         if worker is None:
-            admin = web.AppRunner(create_admin_app(AppProbe(app)), access_log=None,
-                                  shutdown_timeout=5.0)
+            admin = admin_runner(create_admin_app(AppProbe(app)))
             await admin.setup()
             running.runners.append(admin)
             await bind(web.TCPSite(admin, server.admin.host, server.admin.port),

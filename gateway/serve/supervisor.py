@@ -33,7 +33,7 @@ from gateway.config import ConfigError, Settings
 from gateway.oauth.keys import KeySet
 from gateway.observe.accesslog import stdout_writer
 from gateway.observe.metrics import Metrics, Snapshot, read_snapshots, without_gauges
-from gateway.serve.admin import create_admin_app
+from gateway.serve.admin import admin_runner, create_admin_app
 from gateway.serve.bind import ListenError, ensure_free, listen_error
 from gateway.serve.reload import log_refusal, prepare_reload
 
@@ -174,7 +174,7 @@ class Supervisor:
             loop.add_signal_handler(signum, stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
         server = self.settings.server
-        admin = web.AppRunner(create_admin_app(self), access_log=None, shutdown_timeout=5.0)
+        admin = admin_runner(create_admin_app(self))
         watchers: list[asyncio.Task[None]] = []
         try:
             for name, key, port in (("https", "server.port", server.port),
