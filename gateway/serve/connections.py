@@ -4,9 +4,10 @@ cap per source address, both with oldest-idle eviction (used by ``guards``).
 A new connection past a cap first makes room by closing the oldest *idle* keep-alive
 connection (past the per-address cap: the oldest idle one of that same address), and is
 refused only when none is idle: closed before its TLS handshake (``acceptor.py``, which
-counts handshakes in progress too), or ``503`` on a plain listener. The per-address cap keeps one source from taking
-every slot; an IPv6 source counts by its /64 (``peer.address_key``), and a trusted proxy
-(``server.trusted_proxies``), which carries everyone's connections, is not capped by it.
+counts handshakes in progress too), or ``503`` on a plain listener. The per-address cap
+keeps one source from taking every slot; an IPv6 source counts by its /64
+(``peer.address_key``), and a trusted proxy (``server.trusted_proxies``), which carries
+everyone's connections, is not capped by it.
 """
 
 from __future__ import annotations

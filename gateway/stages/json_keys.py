@@ -3,18 +3,22 @@ names "SHOULD be unique" and that with duplicates "the behavior of software that
 such an object is unpredictable": msgspec keeps the last ``Users``, another parser the
 first, so a checked document could reach the backend meaning something never checked.
 
-The exact check (``first_duplicate``) parses the document again with every object's pairs
-in order, ~3x the cost of the validation itself, so the hot path runs it only when a cheap
-count cannot rule duplicates out. That count (``check_unique_keys``) uses what the payload
-stage decoded anyway: re-encoded by msgspec, a decoded document holds each key it kept once,
+An exact check for every body would cost more than the validation itself, so the hot path
+runs one only when a cheap count cannot rule duplicates out. That count
+(``keys_may_repeat``, through ``check_unique_keys``) uses what the payload stage decoded
+anyway: re-encoded by msgspec, a decoded document holds each key it kept once,
 with every string re-written but no colon added or lost (a ``:`` is never escaped, and
 ``\\u003a`` in the body sends the document to the exact check). So, outside strings, the
 body's colons are its keys and the re-encoding's colons are the keys kept: equal counts mean
 no key was dropped. A field msgspec fills with a default the body left out (a ``None``, not
 an omitted ``UNSET``) adds ``"name":default`` to the re-encoding, counted and taken off.
 Any other difference (a duplicate, or a key the profile's types skip) goes to the exact
-check, which alone decides and names the path. ``msgspec.Raw`` values are re-encoded
-verbatim, so keys inside them are not seen here; the caller checks those itself.
+check (``refuse_duplicates``): msgspec decodes the document into plain values a piece of
+at most ``PIECE_BYTES`` at a time, where the same count is exact (nothing is skipped and
+no default filled; a large object's own keys are counted against its verbatim values),
+and ``first_duplicate`` scans only a piece that holds a duplicate, to name its path.
+``msgspec.Raw`` values are re-encoded verbatim, so the count does not see keys inside
+them; the caller checks those itself.
 
 Costs (``bench/micro_payload.py``, p10 of 80 runs on a shared 2-core machine): the count
 adds one msgspec encode and three byte counts to the decode already done, about 11 us to a
