@@ -12,8 +12,9 @@ attacker's name in ``Host``, so the listener answers only a ``Host`` naming it:
   uses the address; with a wildcard bind, whichever local address was dialled),
 * ``localhost``, ``server.admin.host``, and the names listed in ``server.admin.hosts``.
 
-Anything else (another name, another address, no ``Host``) is ``421 Misdirected Request``
-(RFC 9110 §15.5.20) with the JSON error body, before any handler runs.
+Anything else (another name, another address, an empty ``Host``) is ``421 Misdirected
+Request`` (RFC 9110 §15.5.20) with the JSON error body, before any handler runs. A request
+with no ``Host`` at all (HTTP/1.0: HAProxy's health check) is answered: no browser sends one.
 
 Connections go through ``guards.GuardedAppRunner`` with ``ADMIN_LIMITS``: ``Server:
 gateway`` (never aiohttp's version), JSON parse errors, header and body deadlines, and at
@@ -72,7 +73,12 @@ def host_guard(admin: AdminSettings) -> Middleware:
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        name = _host_name(request.headers.get(hdrs.HOST))
+        value = request.headers.get(hdrs.HOST)
+        if value is None:
+            # HTTP/1.0 without Host: HAProxy's `option httpchk`, curl -0. A browser, and so
+            # a rebinding page, always sends one.
+            return await handler(request)
+        name = _host_name(value)
         if name is not None and name not in names:
             try:
                 literal = ipaddress.ip_address(name)

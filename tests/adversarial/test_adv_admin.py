@@ -35,12 +35,14 @@ async def admin_port(backend: tuple[str, Any], adv_config: Callable[..., dict[st
     return (await start(write_config(config))).ports["admin"]
 
 
-async def _get(port: int, path: str, host: str) -> RawAnswer:
+async def _get(port: int, path: str, host: str | None) -> RawAnswer:
+    """One GET; ``host`` None sends HTTP/1.0 without ``Host``, as HAProxy's check does."""
+    head = (f"GET {path} HTTP/1.0\r\n\r\n" if host is None else
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
     async with asyncio.timeout(ANSWER_SECONDS):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-                         .encode())
+            writer.write(head.encode())
             await writer.drain()
             return await read_answer(reader)
         finally:
@@ -63,7 +65,7 @@ async def test_a_foreign_host_reads_nothing_from_the_admin_listener(
         assert b"gateway_" not in answer.body and b"routes" not in answer.body
         assert answer.json()["error"] == "misdirected_request"
     for own in (f"127.0.0.1:{admin_port}", "127.0.0.1", f"localhost:{admin_port}",
-                "LOCALHOST", f"gw1.internal:{admin_port}", "metrics.example"):
+                "LOCALHOST", f"gw1.internal:{admin_port}", "metrics.example", None):
         answer = await _get(admin_port, path, own)
         assert answer.status == 200, (own, answer.status)
 
