@@ -5,6 +5,7 @@ parsed here, so a bad file fails at load, not at the first handshake.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ def read_server(r: Reader, value: Any, path: str) -> ServerSettings:
                                 "max_connections_per_address"))
     tls = r.mapping(m.get("tls"), f"{path}.tls", ("cert_file", "key_file", "min_version",
                                                    "client_ca_file"))
-    admin = r.mapping(m.get("admin"), f"{path}.admin", ("host", "port"))
+    admin = r.mapping(m.get("admin"), f"{path}.admin", ("host", "port", "hosts"))
     workers_raw = r.interpolate(m.get("workers"), f"{path}.workers")
     if workers_raw == "auto":
         workers = os.cpu_count() or 1
@@ -64,12 +65,25 @@ def read_server(r: Reader, value: Any, path: str) -> ServerSettings:
             host=r.string(admin.get("host"), f"{path}.admin.host", default="127.0.0.1"),
             port=r.integer(admin.get("port"), f"{path}.admin.port", default=9090,
                            minimum=0, maximum=65535),
+            hosts=_admin_hosts(r, admin.get("hosts"), f"{path}.admin.hosts"),
         ),
         pid_file=pid_file(r, m.get("pid_file"), f"{path}.pid_file"),
         max_connections_per_address=r.integer(
             m.get("max_connections_per_address"), f"{path}.max_connections_per_address",
             default=256, minimum=1, maximum=1 << 20),
     )
+
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\]|[0-9a-f:.]+")
+
+
+def _admin_hosts(r: Reader, value: Any, path: str) -> tuple[str, ...]:
+    """``server.admin.hosts``: host names (or addresses) without a port, lower-cased."""
+    names = r.string_list(value, path)
+    for i, name in enumerate(names):
+        if not _HOST_NAME.fullmatch(name.lower()):
+            r.fail(f"{path}[{i}]", "must be a host name or an IP address, without a port")
+    return tuple(dict.fromkeys(name.lower().strip("[]") for name in names))
+
 
 def pid_file(r: Reader, value: Any, path: str) -> Path:
     """``server.pid_file``, resolved against ``$GATEWAY_STATE_DIR`` when set, else the

@@ -61,6 +61,9 @@ class TLSSettings:
 class AdminSettings:
     host: str = "127.0.0.1"
     port: int = 9090
+    # Names besides its own address, localhost and ``host`` that the admin listener answers
+    # in ``Host`` (serve/admin_guard.py): what Prometheus or a load balancer calls it.
+    hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

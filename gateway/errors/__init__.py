@@ -14,7 +14,7 @@ RFC 6749 §5.2 and RFC 6750 §3 require. Nothing else in the gateway writes an e
         PayloadTooLargeError, InvalidPayloadError, ForbiddenError, RateLimitedError,
         ServiceUnavailableError, BadGatewayError, GatewayTimeoutError, InternalError,
         RequestTimeoutError, UriTooLongError, RequestHeaderFieldsTooLargeError,
-        HttpVersionNotSupportedError
+        HttpVersionNotSupportedError, ClientClosedRequestError, MisdirectedRequestError
 
 Modules:
 
@@ -27,12 +27,14 @@ Modules:
 from gateway.errors.base import NO_STORE_HEADERS, GatewayError
 from gateway.errors.http import (
     BadGatewayError,
+    ClientClosedRequestError,
     ForbiddenError,
     GatewayTimeoutError,
     HttpVersionNotSupportedError,
     InternalError,
     InvalidPayloadError,
     MethodNotAllowedError,
+    MisdirectedRequestError,
     NotFoundError,
     PayloadTooLargeError,
     RateLimitedError,
@@ -59,6 +61,7 @@ from gateway.errors.render import error_body, error_middleware, render, respond_
 __all__ = [
     "NO_STORE_HEADERS",
     "BadGatewayError",
+    "ClientClosedRequestError",
     "ForbiddenError",
     "GatewayError",
     "GatewayTimeoutError",
@@ -73,6 +76,7 @@ __all__ = [
     "InvalidScopeError",
     "InvalidTokenError",
     "MethodNotAllowedError",
+    "MisdirectedRequestError",
     "MissingTokenError",
     "NotFoundError",
     "PayloadTooLargeError",

@@ -7,12 +7,14 @@ from gateway.errors.base import GatewayError
 
 __all__ = [
     "BadGatewayError",
+    "ClientClosedRequestError",
     "ForbiddenError",
     "GatewayTimeoutError",
     "HttpVersionNotSupportedError",
     "InternalError",
     "InvalidPayloadError",
     "MethodNotAllowedError",
+    "MisdirectedRequestError",
     "NotFoundError",
     "PayloadTooLargeError",
     "RateLimitedError",
@@ -135,3 +137,23 @@ class InternalError(GatewayError):
     error = "server_error"
     status_code = 500
     description = "The gateway could not handle the request."
+
+
+class ClientClosedRequestError(GatewayError):
+    """499, nginx's "client closed request": the caller went away (FIN or RST) before its
+    request was read in full. No one reads this answer; the status is for the access log
+    and the metrics, where it is neither a 4xx the gateway chose nor a 5xx it caused."""
+
+    error = "client_closed_request"
+    status_code = 499
+    description = "The client closed the connection before its request was read."
+
+
+class MisdirectedRequestError(GatewayError):
+    """RFC 9110 §15.5.20: 421, the request was directed at a server that will not answer
+    for its target: the admin listener under a ``Host`` that does not name it (a
+    DNS-rebinding page's own name)."""
+
+    error = "misdirected_request"
+    status_code = 421
+    description = "This listener does not answer for that Host."

@@ -17,7 +17,8 @@ the backend exactly as a direct one would have. The rules:
   before forwarding"): every name holding ``_`` (CGI and WSGI read ``X_Gateway_Client_Id``
   as ``HTTP_X_GATEWAY_CLIENT_ID``, the very variable ``X-Gateway-Client-Id`` becomes; nginx
   drops them by default), and the caller's copies of client-address, scheme, URL-rewrite,
-  method-override and authentication headers. A route may name some of these in
+  method-override and authentication headers, and ``Cookie`` (a credential for some other
+  service). A route may name some of these in
   ``pass_headers``. Only the number dropped is logged, never a name or a value.
 * W3C ``traceparent``/``tracestate``: the lines ``observe/trace.py`` chose (the caller's
   when valid, else a new trace).
@@ -74,6 +75,8 @@ IMPERSONATING = frozenset({
     "x-forwarded-user", "x-forwarded-email", "x-auth-request-user", "x-auth-request-email",
     "x-consumer-id", "x-consumer-username", "x-consumer-custom-id", "x-credential-identifier",
     "x-client-cert", "x-client-verify", "x-forwarded-client-cert", "x-ssl-cert",
+    # a credential for some other service (a browser's session, a partner's own cookie)
+    "cookie",
 })
 IMPERSONATING_PREFIXES = ("x-ssl-client-", "ssl-client-")
 # Methods whose request carries a body by definition: "Content-Length: 0" when empty.

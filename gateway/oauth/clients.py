@@ -95,6 +95,8 @@ class ClientRegistry:
     def __init__(self, clients: Iterable[ClientSettings], *, realm: str = "gateway",
                  pool: HashPool | None = None) -> None:
         self._clients = {c.client_id: c for c in clients}
+        # Each client's scopes of this configuration, for the token verifier's one lookup.
+        self.scopes = {c.client_id: frozenset(c.scopes) for c in self._clients.values()}
         self._realm = realm
         self._pool = pool if pool is not None else hash_pool()
         self._by_credential = {

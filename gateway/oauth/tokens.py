@@ -4,7 +4,8 @@
 checks a bearer token on every protected request: a size bound and the compact form, the
 JOSE header read here against the configuration (never the other way round), the signature
 by PyJWT's algorithm object for the configured algorithm only, the registered claims
-(RFC 7519 §4.1, RFC 9068 §4) with leeway, then the client still being configured. PyJWT's
+(RFC 7519 §4.1, RFC 9068 §4) with leeway, then the client still being configured (its
+token's scopes cut to those it has now). PyJWT's
 ``decode`` is not used on this path: its per-character base64 check cost more than the
 signature itself (measured ~100 µs per token), and a flood of bad tokens must stay cheap.
 Verified tokens are cached until their ``exp``; a reload builds a new verifier (an empty
@@ -250,10 +251,13 @@ class TokenVerifier:
         if not (isinstance(client_id, str) and sub == client_id and isinstance(jti, str)
                 and jti and isinstance(scope, str)):
             raise self._invalid("bad_claims")
-        # SECURITY: a client removed from the configuration loses its tokens at once.
-        if client_id not in self._registry:
+        # SECURITY: a removed client loses its tokens at once; a client whose scopes a
+        # reload narrowed keeps only those it still has (one lookup; cache hits skip it).
+        held = self._registry.scopes.get(client_id)
+        if held is None:
             raise self._invalid("unknown_client")
-        return VerifiedToken(client_id, frozenset(scope.split()), exp, jti)
+        scopes = frozenset(scope.split())
+        return VerifiedToken(client_id, scopes if scopes <= held else scopes & held, exp, jti)
 
     def _invalid(self, reason_id: str) -> InvalidTokenError:
         # SECURITY: a stable reason for the log; the client only ever sees the generic text.

@@ -142,6 +142,13 @@ class Metrics:
         if name == _RELOADS:  # a reload's outcome also says when the last one happened
             self.reloaded_at[labels[0]] = time.time()
 
+    def loaded(self) -> None:
+        """The configuration this process started with was loaded: like Prometheus's own
+        ``..._last_reload_success_timestamp_seconds``, the start-up load counts as a
+        successful reload, so rules comparing the ``ok`` and ``error`` times have both
+        sides from the first scrape (the reload counter itself counts SIGHUPs only)."""
+        self.reloaded_at["ok"] = time.time()
+
     def attach(self, source: CounterSource) -> None:
         self._sources.append(source)
 

@@ -13,6 +13,9 @@ Modules:
 * ``guards``: the HTTP/1.1 protocol guards below aiohttp (connection caps, header and
   slow-client timeouts, parse errors answered as JSON, HSTS).
 * ``connections``: the connection caps and deadlines ``guards`` enforces.
+* ``acceptor``: the public TLS listener's accept loop: handshakes counted against the
+  caps, running out of open files survived.
+* ``admin_guard``: the admin listener's Host allow-list and connection cap.
 * ``expect``: ``Expect: 100-continue`` answered only once the checks have passed.
 * ``reads``: one read buffer lent to every connection of the listener.
 * ``malloc``: glibc's allocator, set for a long-running server.

@@ -6,7 +6,9 @@ anew at every call. ``/metrics`` is the Prometheus text of ``metrics.py``: this 
 counts, or with workers the sum of all of theirs, the spool's gauges read from its file, and
 the gauges of the status page's health check (``gateway_ready``, the upstreams, the
 certificate's expiry), at most ``status_routes.HEALTH_SECONDS`` old. The status page
-(``/``, ``/status.json`` and its dead-letter actions) is ``status_routes.py``.
+(``/``, ``/status.json`` and its dead-letter actions) is ``status_routes.py``. Every path
+answers only a ``Host`` that names the listener, through guarded connections
+(``admin_guard.py``).
 """
 
 from __future__ import annotations
@@ -17,17 +19,19 @@ from aiohttp import web
 
 from gateway.errors import error_middleware
 from gateway.observe.metrics import render as render_metrics
+from gateway.serve.admin_guard import ADMIN_LIMITS, admin_runner, host_guard
 from gateway.serve.readiness import AdminProbe, probe_upstreams, readiness
 from gateway.serve.status_routes import add_status_routes, health_snapshot
 from gateway.spool.status import spool_snapshot
 
-__all__ = ["AdminProbe", "create_admin_app", "readiness"]
+__all__ = ["ADMIN_LIMITS", "AdminProbe", "admin_runner", "create_admin_app", "readiness"]
 
 _PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def create_admin_app(probe: AdminProbe) -> web.Application:
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[error_middleware,
+                                       host_guard(probe.current()[0].server.admin)])
     page = add_status_routes(app, probe)
 
     async def healthz(_: web.Request) -> web.Response:

@@ -30,6 +30,7 @@ from gateway import keys
 from gateway.config import Settings
 from gateway.config.yamlpath import Network
 from gateway.errors import (
+    ClientClosedRequestError,
     ForbiddenError,
     GatewayError,
     InsufficientScopeError,
@@ -43,6 +44,7 @@ from gateway.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
     error_middleware,
+    render,
     respond_to,
 )
 from gateway.observe.accesslog import Trace
@@ -110,6 +112,17 @@ def front_middleware(metrics: Metrics, labels: dict[str, str],
                 metrics.count("gateway_payload_rejections_total",
                               labels.get(request.path, "unmatched"), error.error)
             return respond_to(request, error)
+        except ConnectionResetError as exc:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                # The caller went away mid-body (aiohttp's read raises this once the
+                # connection is lost): 499 for the access log and metrics, not a 500 that
+                # would feed GatewayHigh5xxRatio; info, as nothing here failed.
+                log.info("client closed the request", extra={
+                    "reason_id": "client_closed_request", "path": request.path,
+                    "request_id": request[keys.TRACE].request_id})
+                return render(ClientClosedRequestError())
+            return respond_to(request, exc)
         except Exception as exc:  # the one catch-all (errors/render.py)
             return respond_to(request, exc)
         finally:

@@ -3,14 +3,15 @@ cap per source address, both with oldest-idle eviction (used by ``guards``).
 
 A new connection past a cap first makes room by closing the oldest *idle* keep-alive
 connection (past the per-address cap: the oldest idle one of that same address), and is
-refused ``503`` only when none is idle. The per-address cap keeps one source from taking
-every slot; an IPv6 source counts by its /64 (``peer.address_key``), and a trusted proxy
-(``server.trusted_proxies``), which carries everyone's connections, is not capped by it.
+refused only when none is idle: closed before its TLS handshake (``acceptor.py``, which
+counts handshakes in progress too), or ``503`` on a plain listener. The per-address cap
+keeps one source from taking every slot; an IPv6 source counts by its /64
+(``peer.address_key``), and a trusted proxy (``server.trusted_proxies``), which carries
+everyone's connections, is not capped by it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import resource
 from collections import OrderedDict
@@ -18,13 +19,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from aiohttp import web
-
 from gateway.config.yamlpath import Network
 from gateway.peer import address_key, is_trusted_proxy
 
-__all__ = ["DEFAULT_LIMITS", "Connection", "ConnectionLimits", "GuardedTCPSite", "Registry",
-           "default_max_connections"]
+__all__ = ["DEFAULT_LIMITS", "Connection", "ConnectionLimits", "Registry",
+           "default_max_connections", "warn_if_few_files"]
 
 log = logging.getLogger("gateway.guards")
 
@@ -50,7 +49,7 @@ def default_max_connections(ceiling: int = 4096) -> int:
 class ConnectionLimits:
     header_seconds: float = 10.0
     body_seconds: float = 60.0
-    handshake_seconds: float = 10.0
+    handshake_seconds: float = 5.0
     max_connections: int = 4096
     max_connections_per_address: int = 256  # server.max_connections_per_address
 
@@ -106,22 +105,18 @@ class Registry:
                 del self._by_source[source]
 
 
-class GuardedTCPSite(web.TCPSite):
-    """``web.TCPSite`` with a bounded TLS handshake (the runner's ``handshake_seconds``)."""
+_warned = False
 
-    __slots__ = ()
 
-    async def start(self) -> None:
-        # TCPSite.start without its create_server call, which cannot pass the timeout.
-        await web.BaseSite.start(self)
-        runner = self._runner
-        # A guards.GuardedAppRunner has its own limits; any other runner the defaults.
-        limits = getattr(runner, "limits", DEFAULT_LIMITS)
-        server = runner.server
-        assert server is not None
-        self._server = await asyncio.get_running_loop().create_server(
-            server, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
-            reuse_address=self._reuse_address, reuse_port=self._reuse_port,
-            ssl_handshake_timeout=limits.handshake_seconds if self._ssl_context else None)
-        sockets = self._server.sockets
-        self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
+def warn_if_few_files(limits: ConnectionLimits) -> None:
+    """Say once per process when the open-file limit holds the connection cap below its
+    usual 4,096 (docs/operations.md, "Open files")."""
+    global _warned
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if _warned or soft == resource.RLIM_INFINITY or default_max_connections() >= 4096:
+        return
+    _warned = True
+    log.warning("open-file limit %d holds this process to %d connections; raise it "
+                "(LimitNOFILE) for more", soft, limits.max_connections,
+                extra={"reason_id": "low_open_file_limit", "nofile": soft,
+                       "max_connections": limits.max_connections})

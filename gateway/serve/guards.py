@@ -26,9 +26,7 @@ adds, per connection:
 * **HSTS** (RFC 6797) on every answer over TLS, error answers included, and never over
   plain HTTP (§7.2): whether the connection is TLS is read once, when it opens.
 
-TLS handshakes happen before a protocol exists, so the cap does not see them; ``GuardedTCPSite``
-bounds each to ``handshake_seconds`` (asyncio's default is 60 s), so connections that never
-finish a handshake cannot hold descriptors for long.
+TLS handshakes count against both caps too, from ``accept`` on (``acceptor.py``).
 """
 
 from __future__ import annotations
@@ -60,7 +58,13 @@ from gateway.errors import (
     error_body,
     render,
 )
-from gateway.serve.connections import DEFAULT_LIMITS, ConnectionLimits, GuardedTCPSite, Registry
+from gateway.serve.acceptor import GuardedTCPSite
+from gateway.serve.connections import (
+    DEFAULT_LIMITS,
+    Connection,
+    ConnectionLimits,
+    Registry,
+)
 from gateway.serve.expect import continue_withheld
 from gateway.serve.reads import BufferedReads
 from gateway.stages.https import HSTS
@@ -91,6 +95,7 @@ class _GuardedHandler(RequestHandler):
     def __init__(self, manager: web.Server, *, registry: Registry, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._registry = registry
+        self.pending: Connection | None = None  # its handshake's slot (acceptor.py)
         self._admitted = False
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
@@ -101,6 +106,9 @@ class _GuardedHandler(RequestHandler):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
         address = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        if self.pending is not None:  # the handshake's slot becomes this connection's
+            self._registry.release(self.pending)
+            self.pending = None
         if not self._registry.admit(self, address):
             log.warning("connection refused: too many connections",
                         extra={"reason_id": "max_connections"})
@@ -264,10 +272,10 @@ class _GuardedServer(web.Server):
 
     def __init__(self, *args: Any, registry: Registry, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._registry = registry
+        self.registry = registry  # also the acceptor's, for handshakes (acceptor.py)
 
     def __call__(self) -> BufferedReads:  # type: ignore[override]  # reads.py: one buffer
-        return BufferedReads(_GuardedHandler(self, loop=self._loop, registry=self._registry,
+        return BufferedReads(_GuardedHandler(self, loop=self._loop, registry=self.registry,
                                              **self._kwargs))
 
 

@@ -32,7 +32,7 @@ from gateway.oauth.keys import KeySet
 from gateway.observe.accesslog import access_logger_class, stdout_writer
 from gateway.observe.logs import configure_logging
 from gateway.observe.metrics import Snapshot, write_snapshot
-from gateway.serve.admin import create_admin_app
+from gateway.serve.admin import admin_runner, create_admin_app
 from gateway.serve.app import create_app
 from gateway.serve.bind import config_exit, exit_code, listen_error
 from gateway.serve.collector import settle_collector
@@ -106,6 +106,10 @@ async def start_gateway(settings: Settings, worker: WorkerOptions | None = None)
     """Start every listener of ``settings``; port 0 binds a free port (tests, demo)."""
     server = settings.server
     app = create_app(settings)
+    metrics = app[keys.METRICS]
+    metrics.loaded()
+    if worker is None:  # one process serves alone; a supervisor counts its workers itself
+        metrics.workers = 1
     access_log = access_logger_class(app[keys.METRICS], stdout_writer(),
                                      json=settings.logging.format == "json",
                                      route_label=app[keys.RUNTIME].labels)
@@ -134,8 +138,7 @@ async def start_gateway(settings: Settings, worker: WorkerOptions | None = None)
             await bind(web.TCPSite(public, server.host, http_port, reuse_port=reuse),
                        "server.http_port", "http", server.host, http_port)
         if worker is None:
-            admin = web.AppRunner(create_admin_app(AppProbe(app)), access_log=None,
-                                  shutdown_timeout=5.0)
+            admin = admin_runner(create_admin_app(AppProbe(app)))
             await admin.setup()
             running.runners.append(admin)
             await bind(web.TCPSite(admin, server.admin.host, server.admin.port),

@@ -13,9 +13,11 @@ The actions change the spool, so a page another site shows must not be able to t
 them (CSRF) and a DNS-rebinding page must not be able to read the token that allows them:
 
 * POST only, form-encoded, with the per-process anti-CSRF token from the page;
-* ``Host`` must name this listener by an IP address, ``localhost`` or the configured
-  ``server.admin.host``: a rebinding attack always comes with a DNS name of its own. Pages
-  asked for under another name are shown without the token and without the buttons;
+* ``Host`` must name this listener by an IP address, ``localhost``, the configured
+  ``server.admin.host`` or a name of ``server.admin.hosts``: a rebinding attack always comes
+  with a DNS name of its own. Pages asked for under another name are shown without the token
+  and without the buttons (the admin listener refuses most such names first:
+  ``admin_guard.py``);
 * ``Origin`` (or, without it, ``Referer``) must be this very host.
 """
 
@@ -87,7 +89,8 @@ def _trusted_host(host: str, settings: Settings) -> bool:
     name = urlsplit(f"//{host}").hostname
     if not name:
         return False
-    if name in ("localhost", settings.server.admin.host.lower().strip("[]")):
+    admin = settings.server.admin
+    if name in ("localhost", admin.host.lower().strip("[]"), *admin.hosts):
         return True
     try:
         ipaddress.ip_address(name)

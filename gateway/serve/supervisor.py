@@ -32,7 +32,7 @@ from aiohttp import web
 from gateway.config import ConfigError, Settings
 from gateway.oauth.keys import KeySet
 from gateway.observe.metrics import Metrics, Snapshot, read_snapshots, without_gauges
-from gateway.serve.admin import create_admin_app
+from gateway.serve.admin import admin_runner, create_admin_app
 from gateway.serve.bind import config_exit, ensure_free, exit_code, listen_error
 from gateway.serve.reload import log_refusal, prepare_reload
 
@@ -65,6 +65,7 @@ class Supervisor:
         self.settings = settings
         self.keyset = KeySet.from_settings(settings.tokens)
         self.metrics = Metrics()
+        self.metrics.loaded()
         self.directory = Path(tempfile.mkdtemp(prefix="gateway-metrics-"))
         self.workers: dict[int, asyncio.subprocess.Process] = {}
         self._dead: list[Snapshot] = []
@@ -172,7 +173,7 @@ class Supervisor:
             loop.add_signal_handler(signum, stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
         server = self.settings.server
-        admin = web.AppRunner(create_admin_app(self), access_log=None, shutdown_timeout=5.0)
+        admin = admin_runner(create_admin_app(self))
         watchers: list[asyncio.Task[None]] = []
         try:
             for name, key, port in (("https", "server.port", server.port),

@@ -112,3 +112,62 @@ async def test_a_reload_that_removes_the_client_refuses_its_cached_token_at_once
     assert status == 401, body
     assert assert_error_body((status, body))["error"] == "invalid_token"
     assert await backend_count(backend[0]) == before
+
+
+async def _last_forwarded(base_url: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as client, \
+            client.get(base_url + "/_stats") as response:
+        return dict((await response.json())["last"]["headers"])
+
+
+async def test_a_reload_narrowing_a_clients_scopes_or_networks_binds_its_live_tokens(
+        backend: tuple[str, Any], adv_config: Callable[..., dict[str, Any]],
+        write_config: Callable[[dict[str, Any]], Settings],
+        start: Callable[[Settings], Awaitable[RunningGateway]],
+        session: aiohttp.ClientSession) -> None:
+    """A token is checked against its client's configuration of the moment: a scope removed
+    by a reload is gone from ``X-Gateway-Scope`` and, if the route needs it, the next push
+    is ``403 insufficient_scope``; ``allowed_cidrs`` added by a reload apply at once. The
+    outside attack run kept pushing with the removed scope, forwarded to the backend."""
+    original = adv_config(backend[0] + "/segments/aam", identity_headers=True)
+    client = next(c for c in original["clients"] if c["client_id"] == CLIENT_ID)
+    client["scopes"] = ["segments:write", "segments:audit"]
+    running = await start(write_config(original))
+    port = running.ports["https"]
+    token = await fetch_token(session, port)
+    assert (await _push(session, port, token))[0] == 200  # now in the verifier's cache
+    assert (await _last_forwarded(backend[0]))["X-Gateway-Scope"] == (
+        "segments:audit segments:write")
+
+    def reload_with(scopes: list[str], cidrs: list[str] | None = None) -> dict[str, Any]:
+        edited = copy.deepcopy(original)
+        mine = next(c for c in edited["clients"] if c["client_id"] == CLIENT_ID)
+        mine["scopes"] = scopes
+        if cidrs is not None:
+            mine["allowed_cidrs"] = cidrs
+        return edited
+
+    write_config(reload_with(["segments:write"]))
+    assert await running.reload()
+    assert (await _push(session, port, token))[0] == 200
+    assert (await _last_forwarded(backend[0]))["X-Gateway-Scope"] == "segments:write"
+
+    write_config(reload_with(["segments:audit"]))
+    assert await running.reload()
+    before = await backend_count(backend[0])
+    status, body = await _push(session, port, token)
+    assert status == 403, body
+    assert assert_error_body((status, body))["error"] == "insufficient_scope"
+    assert await backend_count(backend[0]) == before
+
+    write_config(reload_with(["segments:write", "segments:audit"], ["192.0.2.0/24"]))
+    assert await running.reload()
+    status, body = await _push(session, port, token)
+    assert status == 403, body
+    assert await backend_count(backend[0]) == before
+
+    write_config(original)  # back as it was: the same token serves again, both scopes
+    assert await running.reload()
+    assert (await _push(session, port, token))[0] == 200
+    assert (await _last_forwarded(backend[0]))["X-Gateway-Scope"] == (
+        "segments:audit segments:write")

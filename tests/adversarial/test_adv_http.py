@@ -321,8 +321,20 @@ async def test_idle_connections_are_bounded_and_evicted_for_real_clients(
         writer.close()
 
 
-async def test_busy_connections_past_the_cap_get_503(guarded: Start,
-                                                     client_ssl_ctx: ssl.SSLContext) -> None:
+async def _refused_or_status(port: int, context: ssl.SSLContext, request: bytes) -> int:
+    """The answer's status; 0 when the connection was closed before its TLS handshake."""
+    try:
+        return (await raw_exchange(port, context, request))[0].status
+    except (ConnectionError, ssl.SSLError):
+        return 0
+
+
+async def test_busy_connections_past_the_cap_are_refused(guarded: Start,
+                                                         client_ssl_ctx: ssl.SSLContext
+                                                         ) -> None:
+    """Past the cap with none idle, a new connection is closed before its handshake (it
+    holds no descriptor past ``accept``: serve/acceptor.py); the JSON 503 remains for one
+    that got in while a slot was being taken."""
     cap = 4
     running = await guarded(ConnectionLimits(header_seconds=3.0, body_seconds=3.0,
                                              max_connections=cap))
@@ -335,20 +347,19 @@ async def test_busy_connections_past_the_cap_get_503(guarded: Start,
         busy.append((reader, writer))
     async with asyncio.timeout(5):
         for _ in range(100):  # the server sees the partial heads once it has read them
-            answers = await raw_exchange(port, client_ssl_ctx, b"GET / HTTP/1.1\r\n\r\n")
-            if answers[0].status == 503:
+            status = await _refused_or_status(port, client_ssl_ctx, b"GET / HTTP/1.1\r\n\r\n")
+            if status in (0, 503):
                 break
             await asyncio.sleep(0.01)
-    assert answers[0].status == 503
-    assert assert_error_body(answers[0])["error"] == "service_unavailable"
+    assert status == 0
     for _, writer in busy:
         writer.close()
     # Once they are gone the listener serves again at once.
     async with asyncio.timeout(5):
         while True:
-            answers = await raw_exchange(port, client_ssl_ctx,
-                                         b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")
-            if answers[0].status == 404:
+            status = await _refused_or_status(port, client_ssl_ctx,
+                                              b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")
+            if status == 404:
                 break
             await asyncio.sleep(0.01)
 

@@ -170,3 +170,21 @@ def test_a_route_cannot_pass_the_gateways_own_headers(
     with pytest.raises(ConfigError) as caught:
         write_config(config)
     assert f"routes[0].pass_headers[1]: {reason}" in str(caught.value)
+
+
+async def test_cookie_is_dropped_unless_the_route_passes_it(
+        wsgi_backend: tuple[str, list[dict[str, str]]], gateway_for: Gateway, session: Any,
+        client_ssl_ctx: ssl.SSLContext) -> None:
+    """A browser's or a partner's cookie is a credential for some other service: it reaches
+    the backend only on a route that names ``Cookie`` in ``pass_headers``."""
+    seen = wsgi_backend[1]
+    port = (await gateway_for({"pass_headers": ["Cookie"]})).ports["https"]
+    token = await fetch_token(session, port)
+    sent = {"Cookie": "session=stolen-elsewhere", "X-Partner-Note": "kept"}
+    answers = await raw_exchange(port, client_ssl_ctx, _push(token, "/segments/aam", sent))
+    assert answers[0].status == 200, answers
+    assert "HTTP_COOKIE" not in seen[-1], seen[-1]
+    assert seen[-1]["HTTP_X_PARTNER_NOTE"] == "kept"
+    answers = await raw_exchange(port, client_ssl_ctx, _push(token, "/any-json", sent))
+    assert answers[0].status == 200, answers
+    assert seen[-1]["HTTP_COOKIE"] == "session=stolen-elsewhere"

@@ -1,8 +1,8 @@
 """The shipped monitoring works as shipped (docs/operations.md#runbook): every metric the alert
 rules (deploy/prometheus/alerts.yml) and the Grafana dashboard (deploy/grafana/gateway.json)
 name is exported by a real gateway (two workers under a supervisor, a spool route, real TLS)
-after traffic; promtool accepts the rules and passes their unit tests; the dashboard is
-well-formed."""
+after traffic, and by a fresh one-process gateway before any; promtool accepts the rules and
+passes their unit tests; the dashboard is well-formed."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,38 @@ async def test_every_metric_the_rules_and_the_dashboard_use_is_exported(
                  "gateway_tls_certificate_expiry_timestamp_seconds",
                  "gateway_upstream_reachable", "gateway_state_degraded"):
         assert name in sampled, name
+
+
+@pytest.mark.slow
+async def test_a_fresh_one_process_gateway_exports_what_the_rules_and_the_dashboard_use(
+        tmp_path: Path, cert_dir: Path, signing_keys: dict[str, Path], secret_hash: str,
+        processes: list[CapturedProcess]) -> None:
+    """No worker, no traffic, no SIGHUP: the first scrape already has every name the rules
+    and the dashboard query, ``gateway_workers`` (1) and the start-up load's time (the
+    initial load counts as a reload, as Prometheus's own does)."""
+    backend_port = free_port()
+    config = spool_config(tmp_path, cert_dir, signing_keys, secret_hash, backend_port,
+                          workers=1)
+    gateway = gateway_command("serve", "-c", str(config))
+    processes.append(gateway)
+    ports = await gateway.serving(30)
+    async with aiohttp.ClientSession() as plain, plain.get(
+            f"http://127.0.0.1:{ports['admin']}/metrics") as response:
+        assert response.status == 200
+        text = await response.text()
+    names, sampled = _exported(text)
+    used = {name for expr in [*_rule_expressions(), *_dashboard_expressions()]
+            for name in _NAME.findall(expr)}
+    assert len(used) > 25
+    assert sorted(used - names) == []
+    assert {"gateway_workers", "gateway_config_last_reload_timestamp_seconds"} <= sampled
+    values = {(s.name, tuple(sorted(s.labels.items()))): s.value
+              for family in text_string_to_metric_families(text) for s in family.samples}
+    assert values[("gateway_workers", ())] == 1
+    loaded_at = values[("gateway_config_last_reload_timestamp_seconds", (("result", "ok"),))]
+    assert abs(loaded_at - time.time()) < 120
+    # Not a SIGHUP: the reload counter starts at nothing.
+    assert ("gateway_config_reloads_total", (("result", "ok"),)) not in values
 
 
 def _promtool() -> str:

@@ -9,6 +9,7 @@ Modules:
 * ``schema``: ``payload: {schema: FILE}`` routes, checked by jsonschema-rs.
 * ``schema_slices``: a schema route's large batch checked a slice of its big array at a time.
 * ``errors``: ``PayloadViolation`` and its wording (a JSON path, never a value).
+* ``json_keys``: duplicate keys refused at any depth, with their path.
 """
 
 from __future__ import annotations

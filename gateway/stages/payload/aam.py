@@ -2,8 +2,9 @@
 small, a slice at a time when it is large.
 
 ``check_whole(profile, body)`` decodes the body once into the profile's types and then runs
-the checks msgspec cannot express: dates (``check_dates``), the destination id's two
-spellings, the list-ness of ``AAM_Regions`` and a JSON ``-0`` where a sign is refused.
+the checks msgspec cannot express: unique keys (``json_keys.py``), dates (``check_dates``),
+the destination id's two spellings, the list-ness of ``AAM_Regions`` and a JSON ``-0`` where
+a sign is refused.
 "First problem" is the first msgspec meets in document order (a missing field is noticed
 at the end of its object), then the first bad date, then the destination id.
 
@@ -34,6 +35,7 @@ from gateway.stages.payload.errors import (
     decode_error,
     describe,
 )
+from gateway.stages.payload.json_keys import check_unique_keys, refuse_duplicates
 from gateway.stages.payload.profiles import (
     DATE,
     SIGN_SEGMENTS,
@@ -107,6 +109,9 @@ def _check_regions(users: Iterable[Any], base: int = 0) -> None:
             if view[0] != _LIST and view != _NULL:
                 raise PayloadViolation(f"Users[{base + u}].AAM_Regions", "must be a list",
                                        "invalid_value")
+            data = bytes(view)
+            if b":" in data:  # kept raw: keys in it, if any, are checked here
+                refuse_duplicates(data, within=f"Users[{base + u}].AAM_Regions")
 
 
 def _has_minus_zero(data: bytes) -> bool:
@@ -152,6 +157,7 @@ def check_whole(profile: Profile, body: bytes) -> None:
     """Raise ``PayloadViolation`` unless ``body`` is a push of ``profile``; one decode."""
     check_utf8(body)
     push = _decode(profile.whole, body, profile.rules)
+    check_unique_keys(body, push, profile.whole)
     _check_regions(push.Users)
     check_dates(push, push.Users)
     _check_destination(push, profile)
@@ -179,6 +185,7 @@ async def check_sliced(profile: Profile, body: bytes) -> None:
     """``check_whole``'s verdict, a slice at a time (see the module's docstring)."""
     await check_utf8_sliced(body, 4 * SLICE_BYTES)
     top = _decode(profile.shell, body, profile.rules)
+    check_unique_keys(body, top, profile.shell, skip=("Users",))  # Users: by slice below
     _check_destination(top, profile)
     check_dates(top, ())
     if _has_minus_zero(body):
@@ -190,6 +197,7 @@ async def check_sliced(profile: Profile, body: bytes) -> None:
         else:
             chunk = _joined(users[start:end])
             decoded = _decode(profile.users, chunk, profile.rules, within="Users", base=start)
+            check_unique_keys(chunk, decoded, profile.users, within="Users", base=start)
             _check_regions(decoded, start)
             check_dates(None, decoded, start)
             if _has_minus_zero(chunk):
@@ -200,12 +208,15 @@ async def check_sliced(profile: Profile, body: bytes) -> None:
 async def _check_large_user(profile: Profile, raw: Raw, index: int) -> None:
     where = f"Users[{index}]"
     user = _decode(profile.user_shell, raw, profile.rules, within=where)
+    check_unique_keys(bytes(raw), user, profile.user_shell, within=where, skip=("Segments",))
     _check_regions((user,), index)
     segments: list[Raw] = user.Segments
     for start, end in _slices(segments):
         chunk = _joined(segments[start:end])
         decoded = _decode(profile.segments, chunk, profile.rules,
                           within=f"{where}.Segments", base=start)
+        check_unique_keys(chunk, decoded, profile.segments, within=f"{where}.Segments",
+                          base=start)
         for s, seg in enumerate(decoded):
             if seg.DateTime is not UNSET and not _ONE_DATE.fullmatch(seg.DateTime):
                 raise PayloadViolation(f"{where}.Segments[{start + s}].DateTime", DATE,

@@ -17,8 +17,9 @@ first problem, e.g. ``Users[0].Segments[1].Status: must be 1 or 0``, and never a
 Bodies up to ``LARGE_BODY_BYTES`` are checked in one call on the event loop (a 10-user push
 takes ~10 us); larger ones a slice at a time, yielding to the loop between slices
 (``aam.check_sliced``). The body must be UTF-8 (checked even inside fields that are
-only skipped) and one JSON value with nothing after it; duplicate keys are allowed, and
-each occurrence is checked, so whichever one a backend keeps is valid.
+only skipped) and one JSON value with nothing after it. Except under ``none``, no object
+may hold a key twice (``json_keys.py``): a backend's parser may keep the copy that was not
+checked.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ The schema is compiled once per configuration by jsonschema-rs, a Rust validator
 ``bench/micro_payload.py --schema`` for how it compares with the pure-Python ``jsonschema``);
 it is compiled offline, so a ``$ref`` to another document is never fetched. The body is
 decoded by msgspec into Python values, which the validator walks: unlike the Adobe
-profiles, a schema may look at anything, so nothing can be skipped. The description names
-the JSON path and the keyword that failed, never a value.
+profiles, a schema may look at anything, so nothing can be skipped. A duplicated key is
+refused before the schema runs (the schema would see only the copy msgspec kept). The
+description names the JSON path and the keyword that failed, never a value.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import msgspec
 
 from gateway.config import PayloadSchema
 from gateway.stages.payload.errors import ROOT, PayloadViolation, check_utf8, decode_error
+from gateway.stages.payload.json_keys import keys_may_repeat, refuse_duplicates
 
 __all__ = ["SchemaCheck"]
 
@@ -53,6 +55,8 @@ class SchemaCheck:
             document = _DECODER.decode(body)
         except _DECODE_ERRORS as exc:
             raise decode_error(exc) from None
+        if keys_may_repeat(body, document, _DECODER):  # json_keys.py: a schema sees one
+            refuse_duplicates(body)
         self.check_document(document)
 
     def check_document(self, document: Any) -> None:
