@@ -102,7 +102,9 @@ class StreamDeliverer:
 
     async def start(self) -> None:
         """Run on the serving loop: Redis's asyncio connections belong to the loop that
-        opened them."""
+        opened them. The stream's health check runs here too: it follows a Sentinel
+        promotion and tells the accept path when Redis cannot take pushes."""
+        self.stream.health.start()
         self._task = asyncio.get_running_loop().create_task(self.run())
 
     async def run(self) -> None:
@@ -137,7 +139,7 @@ class StreamDeliverer:
                         self._start(runtime, routes[path], claim.items, lease)
                 self._failing = False
             except SpoolError as exc:
-                if not self._failing:  # once per outage, not four times a second
+                if not self._failing:  # once per outage: health.py repeats it every 30 s
                     log.error("spool unavailable reason_id=spool_unavailable error=%r",
                               str(exc), extra={"reason_id": "spool_unavailable"})
                 self._failing = True
@@ -155,6 +157,7 @@ class StreamDeliverer:
             async with asyncio.timeout(_RELEASE_SECONDS):
                 for route in self._leased:
                     await self.stream.release(route, self.owner)
+        await self.stream.health.stop()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
