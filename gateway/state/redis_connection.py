@@ -39,6 +39,9 @@ T = TypeVar("T")
 log = logging.getLogger("gateway.redis")
 
 _SENTINEL_TIMEOUT_SECONDS = 0.5  # per Sentinel asked; they are asked in turn
+# The primary this process last logged per Sentinel service: the state's and the spool's
+# connections (and each event loop's) share one, so a promotion is logged once.
+_logged: dict[tuple[str, tuple[tuple[str, int], ...]], str] = {}
 
 
 class RedisSettings(Protocol):
@@ -136,17 +139,19 @@ class RedisConnection:
         except (RedisError, OSError, TimeoutError):
             return None
         now = f"{host}:{port}"
-        if now != self.primary_address:
-            before, self.primary_address = self.primary_address, now
+        self.primary_address = now
+        assert self._sentinel_settings is not None
+        service = (self._sentinel_settings.master_name, self._sentinel_settings.nodes)
+        before = _logged.get(service)
+        if now != before:
+            _logged[service] = now
             if before is not None:
                 log.warning("redis primary changed reason_id=redis_primary_changed "
-                            "service=%r old=%r new=%r", self._sentinel_settings.master_name
-                            if self._sentinel_settings else "", before, now,
+                            "service=%r old=%r new=%r", service[0], before, now,
                             extra={"reason_id": "redis_primary_changed"})
             else:
                 log.info("redis primary found reason_id=redis_primary service=%r primary=%r",
-                         self._sentinel_settings.master_name if self._sentinel_settings
-                         else "", now, extra={"reason_id": "redis_primary"})
+                         service[0], now, extra={"reason_id": "redis_primary"})
         return now
 
     def mask(self, text: str) -> str:
