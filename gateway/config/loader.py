@@ -99,7 +99,7 @@ def _check_redis_url(r: Reader, url: str | None, ca_file: Path | None, path: str
         r.check(url is None, f"{path}.url", "goes with sentinel: give one of them")
         return
     if url is None:
-        r.fail(f"{path}.url", "is required when backend is redis (or sentinel)")
+        r.fail(f"{path}.url", "is required when backend is redis (or sentinel: instead)")
         return
     # Checked here rather than by r.url(), whose wording is for http(s) URLs.
     parts = urlsplit(url)

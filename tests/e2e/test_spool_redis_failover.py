@@ -210,6 +210,7 @@ async def test_the_only_replica_lost_and_back_costs_no_push_a_non_200(
         replica.stop()  # SIGKILL: the only replica
         lost = len(load.answers)
         await until(lambda: len(load.answers) >= lost + 40, 20.0, "40 pushes without it")
+        assert load.refused() == [], f"answered other than 200: {load.refused()[:5]}"
         _, ready = await _readyz(ports["admin"])
         assert ready["status"] == "degraded" and ready["spool"]["local"]["depth"] > 0, ready
         replica.start()  # back, empty: it syncs again
@@ -287,26 +288,29 @@ async def test_the_local_file_waits_for_the_replicas_then_moves_each_item_once(
     try:
         record, backend_port = tmp_path / "received.jsonl", free_port()
         await _backend(processes, backend_port, record)
-        ports = await _serve(processes, _config(tmp_path / "gw", keys, backend_port,
+        # A takes the pushes into its local file; B, idle, delivers whatever is queued.
+        a, _ = [await _serve(processes, _config(tmp_path / name, keys, backend_port,
                                                 primary.url, min_replicas=1))
-        token = await fetch_token(session, ports["https"])
+                for name in ("a", "b")]
+        token = await fetch_token(session, a["https"])
         replica.stop()
         primary.stop()  # both gone: pushes go to the local file
         load = Load()
         for i in range(10):
-            status = await push(session, ports["https"], token, f"local-{i}")
+            status = await push(session, a["https"], token, f"local-{i}")
             load.answers.append((f"local-{i}", status, 0.0))
         assert load.refused() == []
         primary.start()  # back, empty, and without its replica
 
         async def waiting() -> dict[str, Any] | None:
-            _, body = await _readyz(ports["admin"])
+            _, body = await _readyz(a["admin"])
             return body if "replica" in " ".join(body.get("degraded", [])) else None
         ready = await until(waiting, 15.0, "/readyz: Redis back, replicas short")
         assert ready["spool"]["local"]["depth"] == 10, ready
         # Room for a mover that does not wait for the replicas to show itself: not a
         # timing assertion, the check is that each item arrives exactly once below.
         await asyncio.sleep(4)
+        assert deliveries(record)[0] == Counter(), "delivered before any replica held it"
         replica.start()
         await _all_delivered(record, load.ok(), 30.0, processes[1].lines)
         received = _check_once(record, load)
