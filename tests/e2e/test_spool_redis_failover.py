@@ -32,6 +32,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as redis
 import yaml
 
 from e2e_harness import fetch_token
@@ -111,6 +112,17 @@ def _check_once(record: Path, load: Load) -> Counter[str]:
     return by_id
 
 
+async def _linked(replica: RedisServer) -> None:
+    """Until ``replica`` is in sync with its primary."""
+    client = redis.Redis(port=replica.port)
+    try:
+        async def up() -> bool:
+            return (await client.info("replication")).get("master_link_status") == "up"
+        await until(up, 15.0, "the replica in sync with the primary")
+    finally:
+        await client.aclose()
+
+
 async def _serve(processes: list[CapturedProcess], config: Path) -> dict[str, int]:
     gateway = gateway_command("serve", "-c", str(config))
     processes.append(gateway)
@@ -184,8 +196,13 @@ async def test_a_sentinel_failover_under_load_loses_and_duplicates_nothing(
     assert load.refused() == [], load.refused()[:5]
     await _all_delivered(record, load.ok(), 40.0, processes[1].lines)
     received = _check_once(record, load)
-    _, ready = await _readyz(ports[0]["admin"])
-    assert ready["spool"]["primary"] == f"127.0.0.1:{fleet.master_port()}", ready
+    _, ready = await _readyz(ports[0]["admin"])  # a fresh check: the page shows it too
+    primary = f"127.0.0.1:{fleet.master_port()}"
+    assert ready["spool"]["primary"] == primary, ready
+    async with aiohttp.ClientSession() as plain, \
+            plain.get(f"http://127.0.0.1:{ports[0]['admin']}/status.json") as response:
+        page = await response.json()
+    assert f"primary {primary}" in page["spool"]["store"], page["spool"]
     changed = [r for p in processes[1:] for r in p.reason("redis_primary_changed")]
     assert len(changed) == 2, [(r["time"], r["message"][-60:]) for r in changed]
     print(f"failover: {len(load.ok())} answered 200, {len(load.refused())} other, "
@@ -198,6 +215,7 @@ async def test_the_only_replica_lost_and_back_costs_no_push_a_non_200(
     primary = RedisServer(tmp_path / "primary")
     replica = RedisServer(tmp_path / "replica", "--replicaof", "127.0.0.1", str(primary.port))
     try:
+        await _linked(replica)
         record, backend_port = tmp_path / "received.jsonl", free_port()
         await _backend(processes, backend_port, record)
         ports = await _serve(processes, _config(tmp_path / "gw", keys, backend_port,
@@ -286,6 +304,7 @@ async def test_the_local_file_waits_for_the_replicas_then_moves_each_item_once(
     primary = RedisServer(tmp_path / "primary")
     replica = RedisServer(tmp_path / "replica", "--replicaof", "127.0.0.1", str(primary.port))
     try:
+        await _linked(replica)
         record, backend_port = tmp_path / "received.jsonl", free_port()
         await _backend(processes, backend_port, record)
         # A takes the pushes into its local file; B, idle, delivers whatever is queued.
