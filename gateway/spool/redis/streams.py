@@ -14,8 +14,8 @@ the stage: ``NotReplicated``, nothing is queued and the staged copy expires. Sho
 the commit: ``NotReplicated`` as well (the caller keeps a local copy, which the marker
 makes a no-op when moved, unless the commit died with its primary).
 
-The client, its TLS, the masking of passwords in errors and the breaker are
-``state/redis_connection.py``'s. The reading and
+The client (URL or Sentinel), its TLS, password masking and breaker are
+``state/redis_connection.py``'s; ``health.py`` checks it every second. The reading and
 operating half (``view``, ``entries``, ``requeue``, ``purge``) is in ``admin.py``.
 """
 
@@ -94,8 +94,7 @@ class StreamStore:
         self.settings = settings
         self.prefix = f"{settings.key_prefix}spool:"
         self.redis = RedisConnection(
-            settings, name="aam-oauth-gateway-spool", error=SpoolError,
-            decode_responses=False,
+            settings, name="aam-oauth-gateway-spool", error=SpoolError, decode_responses=False,
             socket_timeout=_TIMEOUT_SECONDS + WAIT_MILLISECONDS / 1000,
             max_connections=64, connect_timeout=_TIMEOUT_SECONDS,
             breaker_seconds=_BREAKER_SECONDS)
