@@ -245,7 +245,7 @@ async def test_a_redis_outage_spools_locally_and_loses_nothing(
         await asyncio.wait_for(pusher, 30)
         status, ready = await _get(ports["admin"], "/readyz")
         assert status == 200 and ready["status"] == "degraded", ready
-        assert "spooled in" in " ".join(ready["degraded"])
+        assert "spooled in" in " ".join(ready["degraded"]), json.dumps(ready)
         _, text = await _get(ports["admin"], "/metrics")
         assert _metric(text, "gateway_spool_fallback_total") >= 15
 

@@ -59,10 +59,14 @@ async def _health(settings: SpoolSettings) -> Health:
     return health
 
 
+def _key(settings: SpoolSettings) -> tuple[str, str]:
+    return (settings.url or repr(settings.sentinel), settings.key_prefix)
+
+
 def stream_for(settings: SpoolSettings) -> StreamStore:
     """This process's client of the spool's streams, made at the first call (one per
     event loop: a client's connections belong to the loop that opened them)."""
-    key = (settings.url or repr(settings.sentinel), settings.key_prefix)
+    key = _key(settings)
     with _streams_lock:
         mine = _streams.setdefault(asyncio.get_running_loop(), {})
         found = mine.get(key)
@@ -96,6 +100,11 @@ class RedisBackend:
         # Redis's asyncio connections belong to the loop that opened them: the stream
         # deliverer stays on the serving loop.
         assert isinstance(spool.store, FallbackStore)  # open_spool made it
+        # Called on the serving loop: /readyz in this process reads this very store's
+        # health, which the accept path updates the moment a push finds Redis away.
+        with _streams_lock:
+            mine = _streams.setdefault(asyncio.get_running_loop(), {})
+            mine[_key(self.settings)] = spool.store.stream
         return StreamDeliverer(spool, spool.store, slot)
 
     def startup_warnings(self) -> list[str]:
