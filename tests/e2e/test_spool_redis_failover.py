@@ -144,13 +144,16 @@ async def _readyz(port: int) -> tuple[float, dict[str, Any]]:
 
 
 def _config(directory: Path, keys: tuple[Path, Keys, str], backend_port: int,
-            url: str | None, **spool: Any) -> Path:
+            url: str | None, sentinel: dict[str, Any] | None = None, **spool: Any) -> Path:
+    """A spool route on Redis at ``url``; or, with ``sentinel``, the state on Redis through
+    those Sentinels and the spool with neither ``url`` nor ``sentinel``: the state's."""
     cert_dir, signing_keys, secret_hash = keys
     path = redis_spool_config(directory, cert_dir, signing_keys, secret_hash, backend_port,
                               url or "redis://unused", **spool)
-    if url is None:  # through the Sentinels
+    if sentinel is not None:
         config = yaml.safe_load(path.read_text())
         del config["spool"]["url"]
+        config["state"].update({"backend": "redis", "sentinel": sentinel})
         path.write_text(yaml.safe_dump(config))
     return path
 
