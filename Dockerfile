@@ -52,6 +52,6 @@ STOPSIGNAL SIGTERM
 # The admin listener's liveness answer, without curl. GATEWAY_HEALTHCHECK_URL follows a
 # configuration whose admin listener is elsewhere than 127.0.0.1:9090.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
-    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ.get('GATEWAY_HEALTHCHECK_URL', 'http://127.0.0.1:9090/healthz'), timeout=2)"]
+    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ.get('GATEWAY_HEALTHCHECK_URL', 'http://127.0.0.1:9090/livez'), timeout=2)"]
 # No key, certificate or secret is in the image: mount them (docs/deploy.md).
 CMD ["gateway", "serve", "-c", "/etc/gateway/config.yaml"]

@@ -12,6 +12,7 @@ Modules:
 * ``tokens``: the ``tokens`` section.
 * ``clients``: the ``clients`` section.
 * ``routes``: the ``routes`` section.
+* ``redis``: the ``sentinel`` block of ``state`` and ``spool`` (Redis found through Sentinel).
 * ``yamlpath``: the YAML reader that keeps every value's path for its errors.
 * ``hashes``: the ``scrypt$`` and ``sha256$`` hash strings the YAML holds instead of secrets.
 * ``hints``: the near miss an error suggests (``tsl`` for ``tls``).
@@ -28,6 +29,7 @@ from gateway.config.model import (
     PayloadSchema,
     RateLimitSettings,
     RouteSettings,
+    SentinelSettings,
     ServerSettings,
     Settings,
     SignatureSettings,
@@ -48,6 +50,7 @@ __all__ = [
     "PayloadSchema",
     "RateLimitSettings",
     "RouteSettings",
+    "SentinelSettings",
     "ServerSettings",
     "Settings",
     "SignatureSettings",

@@ -17,12 +17,14 @@ from gateway.config.listener import check_certificates, check_private_key, read_
 from gateway.config.model import (
     KEY_PREFIX,
     LoggingSettings,
+    SentinelSettings,
     ServerSettings,
     Settings,
     SpoolSettings,
     StateSettings,
     UpstreamTLSSettings,
 )
+from gateway.config.redis import read_sentinel
 from gateway.config.routes import read_route
 from gateway.config.tokens import read_tokens
 from gateway.config.yamlpath import ConfigError, Reader, load_yaml, unique
@@ -94,10 +96,15 @@ def _read_upstream_tls(r: Reader, value: Any, path: str) -> UpstreamTLSSettings:
         client_key_file=r.optional_file(key, f"{path}.client_key_file", check=check_private_key),
     )
 
-def _check_redis_url(r: Reader, url: str | None, ca_file: Path | None, path: str) -> None:
-    """A ``redis://`` or ``rediss://`` URL with a host; ``ca_file`` for ``rediss://`` only."""
+def _check_redis_url(r: Reader, url: str | None, ca_file: Path | None, path: str,
+                     sentinel: SentinelSettings | None = None) -> None:
+    """A ``redis://`` or ``rediss://`` URL with a host, or a ``sentinel`` block, not both;
+    ``ca_file`` for ``rediss://`` only."""
+    if sentinel is not None:
+        r.check(url is None, f"{path}.url", "goes with sentinel: give one of them")
+        return
     if url is None:
-        r.fail(f"{path}.url", "is required when backend is redis")
+        r.fail(f"{path}.url", "is required when backend is redis (or sentinel: instead)")
         return
     # Checked here rather than by r.url(), whose wording is for http(s) URLs.
     parts = urlsplit(url)
@@ -111,25 +118,27 @@ def _check_prefix(r: Reader, prefix: str, path: str) -> None:
             "must be 1-64 characters of A-Z a-z 0-9 _ - : . { }")
 
 def _read_state(r: Reader, value: Any, path: str) -> StateSettings:
-    m = r.mapping(value, path, ("backend", "path", "url", "password", "ca_file", "key_prefix"))
+    m = r.mapping(value, path, ("backend", "path", "url", "password", "ca_file", "key_prefix",
+                                "sentinel"))
     backend = r.choice(m.get("backend"), f"{path}.backend", ("sqlite", "redis"),
                        default="sqlite")
     url = r.optional_string(m.get("url"), f"{path}.url")
+    sentinel = read_sentinel(r, m.get("sentinel"), f"{path}.sentinel")
     password = r.optional_string(m.get("password"), f"{path}.password")
     ca_file = r.optional_file(m.get("ca_file"), f"{path}.ca_file", check=check_certificates)
     prefix = r.string(m.get("key_prefix"), f"{path}.key_prefix", default="gateway:")
     if backend == "redis":
-        _check_redis_url(r, url, ca_file, path)
+        _check_redis_url(r, url, ca_file, path, sentinel)
         _check_prefix(r, prefix, path)
     else:
-        for key in ("url", "password", "ca_file", "key_prefix"):
+        for key in ("url", "password", "ca_file", "key_prefix", "sentinel"):
             r.check(m.get(key) is None, f"{path}.{key}", "applies to backend: redis only")
     db_path = r.string(m.get("path"), f"{path}.path", default="var/gateway.db")
     return StateSettings(backend=backend or "sqlite",  # type: ignore[arg-type]
                          path=(r.state_dir / db_path).resolve(), url=url, password=password,
-                         ca_file=ca_file, key_prefix=prefix)
+                         ca_file=ca_file, key_prefix=prefix, sentinel=sentinel)
 
-_SPOOL_REDIS_KEYS = ("url", "password", "ca_file", "key_prefix", "min_replicas")
+_SPOOL_REDIS_KEYS = ("url", "password", "ca_file", "key_prefix", "min_replicas", "sentinel")
 
 def _read_spool(r: Reader, value: Any, path: str, state: StateSettings,
                 server: ServerSettings) -> SpoolSettings:
@@ -151,17 +160,20 @@ def _read_spool(r: Reader, value: Any, path: str, state: StateSettings,
     r.check(most >= initial, f"{path}.retry_max_seconds",
             "must be at least retry_initial_seconds")
     url = r.optional_string(m.get("url"), f"{path}.url")
+    sentinel = read_sentinel(r, m.get("sentinel"), f"{path}.sentinel")
     password = r.optional_string(m.get("password"), f"{path}.password")
     ca_file = r.optional_file(m.get("ca_file"), f"{path}.ca_file", check=check_certificates)
     prefix = r.optional_string(m.get("key_prefix"), f"{path}.key_prefix")
     min_replicas = r.integer(m.get("min_replicas"), f"{path}.min_replicas", default=0,
                              minimum=0, maximum=16)
     if backend == "redis":
-        if url is None and state.backend == "redis":
-            # The state's Redis, with its credentials, unless the spool names its own.
+        if url is None and sentinel is None and state.backend == "redis":
+            # The state's Redis (its URL or its Sentinels), with its credentials, unless the
+            # spool names its own.
             url, password, ca_file = state.url, state.password, state.ca_file
+            sentinel = state.sentinel
             prefix = prefix if prefix is not None else state.key_prefix
-        _check_redis_url(r, url, ca_file, path)
+        _check_redis_url(r, url, ca_file, path, sentinel)
         _check_prefix(r, prefix or "gateway:", path)
     else:
         for key in _SPOOL_REDIS_KEYS:
@@ -181,7 +193,7 @@ def _read_spool(r: Reader, value: Any, path: str, state: StateSettings,
         retry_initial_seconds=initial,
         retry_max_seconds=most,
         url=url, password=password, ca_file=ca_file, key_prefix=prefix or "gateway:",
-        min_replicas=min_replicas,
+        min_replicas=min_replicas, sentinel=sentinel,
     )
 
 def _read_logging(r: Reader, value: Any, path: str) -> LoggingSettings:

@@ -23,6 +23,7 @@ __all__ = [
     "PayloadSchema",
     "RateLimitSettings",
     "RouteSettings",
+    "SentinelSettings",
     "ServerSettings",
     "Settings",
     "SignatureSettings",
@@ -200,6 +201,20 @@ class UpstreamTLSSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SentinelSettings:
+    """``state.sentinel`` / ``spool.sentinel`` (``config/redis.py`` reads it)."""
+
+    master_name: str
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    # Secrets: never in a repr, a log line or an error.
+    password: str | None = field(default=None, repr=False)
+    sentinel_password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None  # TLS to the Sentinels and the primary, verified against it
+    db: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StateSettings:
     backend: Literal["sqlite", "redis"] = "sqlite"
     path: Path = Path("var/gateway.db")
@@ -208,6 +223,7 @@ class StateSettings:
     password: str | None = field(default=None, repr=False)
     ca_file: Path | None = None  # rediss://: verify the server against this CA
     key_prefix: str = "gateway:"  # several deployments may share one Redis
+    sentinel: SentinelSettings | None = None  # in place of url: the primary the Sentinels name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,6 +245,7 @@ class SpoolSettings:
     password: str | None = field(default=None, repr=False)
     ca_file: Path | None = None  # rediss://: verify the server against this CA
     key_prefix: str = "gateway:"  # the streams are <prefix>spool:...
+    sentinel: SentinelSettings | None = None  # in place of url: the primary the Sentinels name
     min_replicas: int = 0  # replicas that must hold a push (WAIT) before its 200
 
 

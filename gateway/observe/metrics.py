@@ -74,8 +74,11 @@ SCHEMA: dict[str, tuple[str, tuple[str, ...], str]] = {
                                      "file because the Redis spool could not take them."),
     "gateway_spool_moved_total": ("counter", ("route",),
                                   "Requests moved from the local file to the Redis spool."),
-    "gateway_spool_unreplicated_total": ("counter", ("route",), "Requests refused 503: "
-                                         "fewer than spool.min_replicas confirmed them."),
+    "gateway_spool_unreplicated_total": ("counter", ("route",), "Requests kept in the local "
+                                         "file: fewer than spool.min_replicas confirmed them."),
+    "gateway_spool_redelivery_skipped_total": ("counter", ("route",), "Redis spool entries "
+                                               "not sent again: this process delivered "
+                                               "their key already."),
     "gateway_spool_depth": ("gauge", ("route",), "Spooled requests waiting for delivery."),
     "gateway_spool_oldest_age_seconds": ("gauge", ("route",),
                                          "Age of the oldest request waiting for delivery."),

@@ -130,7 +130,8 @@ function renderMain(doc,csrf){var parts=[],ready=doc.readiness||{};
   var sp=doc.spool;if(sp!==null){parts.push('<section id="spool"><h2>Spool</h2>'+kv([
   ['depth','waiting',num(sp.depth)],['oldest_age_seconds','oldest',age(sp.oldest_age_seconds)],
   ['bytes','stored',size(sp.bytes)+' of '+size(sp.max_bytes)],['dead_letters','dead letters',
-  num(sp.dead_letters)]])+'<h3>Dead letters</h3>'+deadLetters(doc,csrf)+'</section>');}
+  num(sp.dead_letters)]].concat(sp.store?[['store','store',e(sp.store)]]:[]))+
+  '<h3>Dead letters</h3>'+deadLetters(doc,csrf)+'</section>');}
   var h=doc.history;parts.push('<section id="charts"><h2>Last minutes</h2><div class="charts">'+
   chart('requests','requests/s',h.t,h.requests_per_s,'/s')+chart('errors','5xx/s',h.t,
   h.errors_5xx_per_s,'/s')+chart('p99','p99 latency',h.t,h.p99_ms,'ms')+chart('auth',

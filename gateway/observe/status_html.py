@@ -216,7 +216,8 @@ def render_main(doc: dict[str, Any], csrf: str | None) -> str:
             ("depth", "waiting", num(spool["depth"])),
             ("oldest_age_seconds", "oldest", age(spool["oldest_age_seconds"])),
             ("bytes", "stored", f'{size(spool["bytes"])} of {size(spool["max_bytes"])}'),
-            ("dead_letters", "dead letters", num(spool["dead_letters"]))])
+            ("dead_letters", "dead letters", num(spool["dead_letters"])),
+            *([("store", "store", _e(spool["store"]))] if spool.get("store") else [])])
             + "<h3>Dead letters</h3>" + _dead_letters(doc, csrf) + "</section>")
     h = doc["history"]
     parts.append('<section id="charts"><h2>Last minutes</h2><div class="charts">'

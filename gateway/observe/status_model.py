@@ -207,9 +207,23 @@ def status_document(settings: Settings, merged: Merged, now: Sample, history: Hi
                 _series(merged, "gateway_spool_oldest_age_seconds").values(), default=0.0), 1),
             "bytes": int(sum(spool_bytes.values())),
             "dead_letters": int(sum(_series(merged, "gateway_spool_dead_letters").values())),
-            "max_items": settings.spool.max_items, "max_bytes": settings.spool.max_bytes}
+            "max_items": settings.spool.max_items, "max_bytes": settings.spool.max_bytes,
+            "store": _store(health)}
         doc["dead_letters"] = [
             {"id": d.id, "route": d.route, "method": d.method, "bytes": d.bytes,
              "accepted_at": round(d.accepted_at, 3), "attempts": d.attempts,
              "last_status": d.last_status, "last_error": d.last_error} for d in dead or ()]
     return doc
+
+
+def _store(health: Health | None) -> str | None:
+    """The Redis spool as the last check saw it: where, the primary in use (it changes
+    with a Sentinel promotion) and what waits in the local file; None for a file spool."""
+    member = health.body.get("spool") if health is not None else None
+    if not isinstance(member, dict) or member.get("backend") != "redis":
+        return None
+    text = f"{member.get('where')}, primary {member.get('primary') or 'unknown'}"
+    local = member.get("local")
+    if isinstance(local, dict) and local.get("depth"):
+        text += f", {local['depth']} in the local file"
+    return text

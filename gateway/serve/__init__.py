@@ -24,7 +24,7 @@ Modules:
 * ``bind``: binding the listeners, with errors that name the configuration key.
 * ``pidfile``: ``server.pid_file``, locked while the gateway runs.
 * ``control``: ``gateway check-config``, ``reload`` and ``stop``.
-* ``admin``: ``/healthz``, ``/readyz`` and ``/metrics``.
+* ``admin``: ``/livez`` (``/healthz``), ``/readyz`` and ``/metrics``.
 * ``readiness``: ``/readyz``'s verdict.
 * ``status_routes``: the admin listener's status page and its dead-letter actions.
 * ``status_spool``: the status page's one way into the spool's dead letters.

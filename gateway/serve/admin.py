@@ -1,8 +1,12 @@
-"""The admin listener (docs/operations.md): ``/healthz``, ``/readyz``, ``/metrics`` and the
+"""The admin listener (docs/operations.md): ``/livez``, ``/readyz``, ``/metrics`` and the
 status page; never the public port.
 
-``/healthz`` says the process serves. ``/readyz`` is ``readiness.py``'s verdict, checked
-anew at every call. ``/metrics`` is the Prometheus text of ``metrics.py``: this process's
+``/livez`` (and its older name ``/healthz``) says the process serves: it reads nothing.
+``/readyz`` is ``readiness.py``'s verdict, checked anew at every call but answered within
+``status_routes.ANSWER_SECONDS`` (a check that takes longer, an upstream that does not
+answer a connect, goes on in the background and the last verdict is given); the spool's
+part of it is read from state the backend refreshes in the background, never from Redis
+at the time of the call. ``/metrics`` is the Prometheus text of ``metrics.py``: this process's
 counts, or with workers the sum of all of theirs, the spool's gauges read from its file, and
 the gauges of the status page's health check (``gateway_ready``, the upstreams, the
 certificate's expiry), at most ``status_routes.HEALTH_SECONDS`` old. The status page
@@ -20,7 +24,7 @@ from aiohttp import web
 from gateway.errors import error_middleware
 from gateway.observe.metrics import render as render_metrics
 from gateway.serve.admin_guard import ADMIN_LIMITS, admin_runner, host_guard
-from gateway.serve.readiness import AdminProbe, probe_upstreams, readiness
+from gateway.serve.readiness import AdminProbe, readiness
 from gateway.serve.status_routes import add_status_routes, health_snapshot
 from gateway.spool.status import spool_snapshot
 
@@ -34,13 +38,12 @@ def create_admin_app(probe: AdminProbe) -> web.Application:
                                        host_guard(probe.current()[0].server.admin)])
     page = add_status_routes(app, probe)
 
-    async def healthz(_: web.Request) -> web.Response:
+    async def livez(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        reachable = await probe_upstreams(probe.current()[0])
-        ready, body = await readiness(probe, reachable)
-        page.record(ready, body, reachable)  # a fresh check serves the page and /metrics too
+        health = await page.fresh()  # a fresh check serves the page and /metrics too
+        ready, body = health.ready, health.body
         return web.Response(status=200 if ready else 503, content_type="application/json",
                             text=json.dumps(body, separators=(",", ":")),
                             headers={"Cache-Control": "no-store"})
@@ -53,7 +56,8 @@ def create_admin_app(probe: AdminProbe) -> web.Application:
                                health_snapshot(health)])
         return web.Response(body=body, headers={"Content-Type": _PROMETHEUS_TEXT})
 
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/healthz", livez)  # the name the first images and manifests used
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     return app

@@ -55,6 +55,7 @@ __all__ = ["HEALTH_SECONDS", "StatusPage", "health_snapshot"]
 log = logging.getLogger("gateway.status")
 
 HEALTH_SECONDS = 5.0
+ANSWER_SECONDS = 0.9  # /readyz, /metrics and the page answer within 1 s whatever
 DEAD_LETTERS_SHOWN = 50
 _HTML = "text/html; charset=utf-8"
 
@@ -134,14 +135,33 @@ class StatusPage:
         ready, body = await readiness(self.probe, reachable)
         return self.record(ready, body, reachable)
 
-    async def checked(self) -> Health:
-        """The last health check if younger than ``HEALTH_SECONDS``, else a new one (one
-        at a time, whoever asks)."""
-        if self.health is not None and time.time() - self.health.at < HEALTH_SECONDS:
-            return self.health
+    def _start_check(self) -> asyncio.Future[Health]:
         if self._check is None or self._check.done():
             self._check = asyncio.ensure_future(self._run_check())
-        return await asyncio.shield(self._check)
+        return self._check
+
+    async def checked(self) -> Health:
+        """The last health check if younger than ``HEALTH_SECONDS``, else a new one (one
+        at a time, whoever asks), or the last one when the new one takes longer than
+        ``ANSWER_SECONDS`` (it goes on in the background)."""
+        if self.health is not None and time.time() - self.health.at < HEALTH_SECONDS:
+            return self.health
+        return await self.fresh()
+
+    async def fresh(self) -> Health:
+        """A new check within ``ANSWER_SECONDS``; past that, the last one (``/readyz``
+        never hangs on an upstream or a store). Before any has ended: not ready, saying
+        so."""
+        check = self._start_check()
+        try:
+            async with asyncio.timeout(ANSWER_SECONDS):
+                return await asyncio.shield(check)
+        except TimeoutError:
+            if self.health is not None:
+                return self.health
+            body: dict[str, object] = {"status": "not_ready",
+                                       "reasons": ["the first readiness check is running"]}
+            return Health(time.time(), False, body, {}, None)
 
     # -- the sampler ---------------------------------------------------------------------
     async def _merged(self) -> tuple[Settings, dict[str, Any]]:

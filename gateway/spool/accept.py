@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections import Counter
 
 from aiohttp import web
@@ -105,10 +106,13 @@ class Spool:
                                 client_id=client_id, scope=scope, request_id=request_id,
                                 forwarded_proto=forwarded_proto, client_address=client_address,
                                 traceparent=traceparent)
+        key = str(uuid.uuid4())
+        fields += b'Idempotency-Key: "%s"\r\n' % key.encode()
         try:
             async with asyncio.timeout(ACCEPT_TIMEOUT_SECONDS):
                 item_id = await self.store.add(route.path, method,
-                                               request.rel_url.raw_query_string, fields, body)
+                                               request.rel_url.raw_query_string, fields, body,
+                                               key=key)
         except (SpoolError, TimeoutError) as exc:
             error = exc if isinstance(exc, SpoolError) else SpoolError("timed out")
             log.error("spool write failed reason_id=%s error=%r", error.reason_id, str(exc),

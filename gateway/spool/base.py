@@ -91,9 +91,10 @@ class SpoolStore(Protocol):
     cannot be reached or written; ids are integers in arrival order."""
 
     async def add(self, route: str, method: str, query: str, fields: bytes,
-                  body: bytes) -> int | None:
-        """Store one request for ``route``; its id, or None when ``max_items`` or
-        ``max_bytes`` leave no room. Returns only once the request is durable."""
+                  body: bytes, *, key: str) -> int | None:
+        """Store one request for ``route`` (``key``: its Idempotency-Key, in ``fields``
+        too); its id, or None when ``max_items`` or ``max_bytes`` leave no room. Returns
+        only once the request is durable."""
 
     async def view(self, *, write_probe: bool = False) -> SpoolView:
         """Counts per route; with ``write_probe``, one small write first (``/readyz``)."""

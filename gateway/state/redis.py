@@ -21,7 +21,7 @@ While Redis is unreachable the calls made for a request (``count_failure``, ``re
 fail at once instead of waiting for a timeout each: the background resync (``prune``,
 ``revoked_since``, ``blocked``) probes the connection and clears the breaker. Error texts
 name the exception and the host, never the URL or the password: the client, its TLS and
-the breaker are ``redis_connection.py``'s.
+the breaker are ``redis_connection.py``'s, and so is the Sentinel client (``state.sentinel``).
 """
 
 from __future__ import annotations
@@ -115,7 +115,9 @@ class RedisState:
 
     async def revoked_since(self, cursor: int) -> tuple[list[tuple[str, float]], int]:
         # No sequence to follow: every call returns every unexpired revocation (the
-        # cursor stays 0); events carry what happens between two calls.
+        # cursor stays 0); events carry what happens between two calls. Through Sentinel,
+        # the primary is asked for first: a promotion is followed (and logged) here.
+        await self._redis.primary()
         return await self._unexpired("revoked"), 0
 
     async def count_failure(self, address: str, window: float, limit: int) -> float | None:

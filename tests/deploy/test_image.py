@@ -172,7 +172,7 @@ def container(podman: Podman, image: str, etc: dict[str, Any]) -> Iterator[str]:
     name = f"gateway-test-{uuid.uuid4().hex[:8]}"
     podman("run", "--detach", "--name", name, "--runtime", "runc", "--network", "host",
            "--read-only", "--health-interval", "disable",
-           "--env", f"GATEWAY_HEALTHCHECK_URL=http://127.0.0.1:{etc['ports']['admin']}/healthz",
+           "--env", f"GATEWAY_HEALTHCHECK_URL=http://127.0.0.1:{etc['ports']['admin']}/livez",
            "--volume", f"{etc['dir']}:/etc/gateway:ro", image)
     try:
         yield name
@@ -192,7 +192,7 @@ def test_image_runs_as_a_numeric_user_with_a_health_check_and_no_secrets(
     assert config["StopSignal"] == "SIGTERM"
     # Kept by --format docker (an OCI image has no health check).
     assert inspected["Healthcheck"]["Test"][0] == "CMD"
-    assert "/healthz" in " ".join(inspected["Healthcheck"]["Test"])
+    assert "/livez" in " ".join(inspected["Healthcheck"]["Test"])
     # No key, certificate or secret: /etc/gateway is empty and nothing outside the system
     # CA store looks like one; no pip or setuptools in the venv.
     found = podman("run", "--rm", "--runtime", "runc", "--health-interval", "disable",

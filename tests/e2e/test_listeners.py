@@ -150,13 +150,15 @@ async def test_unknown_path_404_and_wrong_method_405(gateway: RunningGateway,
         assert response.headers["Allow"] == "POST"
 
 
+@pytest.mark.parametrize("path", ["/livez", "/healthz"])
 async def test_healthz_on_the_admin_port_only(gateway: RunningGateway,
-                                              session: aiohttp.ClientSession) -> None:
+                                              session: aiohttp.ClientSession,
+                                              path: str) -> None:
     async with aiohttp.ClientSession() as plain, \
-            plain.get(f"http://127.0.0.1:{gateway.ports['admin']}/healthz") as response:
+            plain.get(f"http://127.0.0.1:{gateway.ports['admin']}{path}") as response:
         assert response.status == 200
         assert await response.json() == {"status": "ok"}
-    async with session.get(f"https://localhost:{gateway.ports['https']}/healthz") as response:
+    async with session.get(f"https://localhost:{gateway.ports['https']}{path}") as response:
         assert response.status == 404
 
 

@@ -82,6 +82,11 @@ async def test_a_spooled_push_reaches_the_backend_as_a_direct_one_would(
     for seen in (direct, spooled):  # per request: its id, and its own new trace context
         seen["headers"].pop("X-Request-ID", None)
         assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-00", seen["headers"].pop("traceparent"))
+    # The spool adds the push's key (a quoted UUID, IETF httpapi draft); a forward does not.
+    key = spooled["headers"].pop("Idempotency-Key")
+    assert re.fullmatch(r'"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"',
+                        key)
+    assert "Idempotency-Key" not in direct["headers"]
     # The same method, query, headers (rewritten once, by the same code) and body bytes.
     assert spooled["headers"] == direct["headers"] and spooled["query"] == direct["query"]
     assert spooled["method"] == "POST" and spooled["body_bytes"] == len(SEED_PAYLOAD)

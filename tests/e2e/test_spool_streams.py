@@ -7,6 +7,7 @@ assertion (lease expiry is driven by short leases and polled with a deadline).""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -45,11 +46,15 @@ async def streams(server: RedisServer) -> AsyncIterator[StreamStore]:
     await found.close()
 
 
+def _key() -> str:
+    return str(uuid.uuid4())
+
+
 async def _add(s: StreamStore, n: int, route: str = ROUTE) -> list[int]:
     ids = []
     for i in range(n):
         found = await s.add(route, "POST", f"i={i}", b"X-Request-Id: r-%d\r\n" % i,
-                            b'{"n": %d}' % i)
+                            b'{"n": %d}' % i, key=_key())
         assert found is not None
         ids.append(found)
     return ids
@@ -143,9 +148,10 @@ async def test_bounds_count_items_and_bytes_with_dead_letters(server: RedisServe
         item = (await s.claim([(ROUTE, True, LONG)], "a", 1))[ROUTE].items[0]
         await s.dead_letter(item, 422, "refused")
         await _add(s, 1)
-        assert await s.add(ROUTE, "POST", "", b"", b"{}") is None  # 3 of 3, one of them dead
+        # 3 of 3, one of them dead
+        assert await s.add(ROUTE, "POST", "", b"", b"{}", key=_key()) is None
         assert await s.purge(None) == 1
-        assert await s.add(ROUTE, "POST", "", b"", b"{}") is not None
+        assert await s.add(ROUTE, "POST", "", b"", b"{}", key=_key()) is not None
     finally:
         await s.close()
 
@@ -193,9 +199,31 @@ async def test_without_replicas_min_replicas_refuses_and_keeps_nothing(
     s = StreamStore(_settings(server, min_replicas=1))
     try:
         with pytest.raises(NotReplicated):
-            await s.add(ROUTE, "POST", "", b"", b"{}")
+            await s.add(ROUTE, "POST", "", b"", b"{}", key=_key())
         view = await s.view()
         assert (view.depth, view.items, view.bytes) == (0, 0, 0)
+    finally:
+        await s.close()
+
+
+async def test_a_push_key_written_twice_is_queued_once(streams: StreamStore) -> None:
+    key = _key()
+    first = await streams.add(ROUTE, "POST", "", b"", b"{}", key=key)
+    again = await streams.add(ROUTE, "POST", "", b"", b"{}", key=key, accepted_at=1.0)
+    assert first is not None and again == first  # the retry, or the move, adds nothing
+    assert (await streams.view()).depth == 1
+
+
+async def test_a_push_short_of_replicas_is_staged_never_queued(server: RedisServer) -> None:
+    s = StreamStore(_settings(server, min_replicas=1))
+    try:
+        key = _key()
+        with pytest.raises(NotReplicated):
+            await s.add(ROUTE, "POST", "", b"", b"{}", key=key)
+        assert await s.client.exists(s.key("staged", key))  # out of every queue
+        assert await s.client.pttl(s.key("staged", key)) > 0  # and it expires
+        assert not await s.client.exists(s.key("q", ROUTE))
+        assert (await s.claim([(ROUTE, True, LONG)], "a", 8))[ROUTE].items == []
     finally:
         await s.close()
 
@@ -207,7 +235,7 @@ async def test_an_unreachable_redis_is_a_spool_error_without_the_password(
     s = StreamStore(SpoolSettings(backend="redis", url=url, path=Path("x.db")))
     try:
         with pytest.raises(SpoolError) as caught:
-            await s.add(ROUTE, "POST", "", b"", b"{}")
+            await s.add(ROUTE, "POST", "", b"", b"{}", key=_key())
         assert "pw-secret-1" not in str(caught.value)
         assert f"127.0.0.1:{server.port}" in str(caught.value)
         assert not s.usable()  # the next pushes go straight to the local file

@@ -10,5 +10,7 @@ Modules:
 * ``deliverer``: the sending half (a lease per route, ``XAUTOCLAIM``).
 * ``fallback``: the fallback file that takes pushes while Redis cannot, and moves them to
   the streams once it can (the SQLite backend's store and writer).
+* ``health``: what the process knows of Redis now, refreshed every second in the
+  background (the accept path and ``/readyz`` read it; it follows a Sentinel promotion).
 * ``durability``: what Redis's persistence can keep, checked at start.
 """

@@ -18,6 +18,11 @@ deletes the entry, a connect failure, a timeout, a 5xx, 408 or 429 waits with ex
 backoff (refused connections not counted against ``max_attempts``), any other status
 dead-letters it with the status and the start of the answer.
 
+A push is sent at most once per process: the deliverer remembers the keys
+(``Idempotency-Key``) of the last ``SENT_MEMORY`` pushes it delivered, and an entry that
+comes back with one of them (its acknowledgement died with a primary before a replica
+copied it, so the promoted one still lists it) is acknowledged without being sent again.
+
 Every second the deliverer also moves what the local fallback file holds to the streams
 (``fallback.py``) and expires the entries of routes no longer configured; every ten
 minutes it drops the group's consumers that hold nothing and were idle an hour (one is
@@ -32,13 +37,14 @@ import logging
 import os
 import secrets
 import time
+from collections import OrderedDict
 
 from gateway.config import RouteSettings
 from gateway.spool.accept import Spool
 from gateway.spool.attempt import attempt, backoff_seconds, end_runs, note_dead, watch_run
 from gateway.spool.base import DeliveryRuntime, RuntimeSource, SpoolError
 from gateway.spool.redis import admin as stream_admin
-from gateway.spool.redis.fallback import FallbackStore
+from gateway.spool.redis.fallback import FallbackStore, push_key
 from gateway.spool.redis.streams import StreamItem
 
 __all__ = ["LEASE_MARGIN_SECONDS", "StreamDeliverer"]
@@ -53,6 +59,7 @@ RENEW_SECONDS = 1.0
 LEASE_MARGIN_SECONDS = 3.0  # a lease lasts the route's timeout plus this
 _SEND_MARGIN_SECONDS = 0.5
 _RELEASE_SECONDS = 2.0
+SENT_MEMORY = 50_000  # keys of pushes this process delivered: 40 min at 20 pushes/s
 
 
 class _Lease:
@@ -99,10 +106,13 @@ class StreamDeliverer:
         self._stopping = False
         self._failing = False
         self._task: asyncio.Task[None] | None = None
+        self._sent: OrderedDict[str, None] = OrderedDict()  # keys delivered, oldest first
 
     async def start(self) -> None:
         """Run on the serving loop: Redis's asyncio connections belong to the loop that
-        opened them."""
+        opened them. The stream's health check runs here too: it follows a Sentinel
+        promotion and tells the accept path when Redis cannot take pushes."""
+        self.stream.health.start()
         self._task = asyncio.get_running_loop().create_task(self.run())
 
     async def run(self) -> None:
@@ -137,7 +147,7 @@ class StreamDeliverer:
                         self._start(runtime, routes[path], claim.items, lease)
                 self._failing = False
             except SpoolError as exc:
-                if not self._failing:  # once per outage, not four times a second
+                if not self._failing:  # once per outage: health.py repeats it every 30 s
                     log.error("spool unavailable reason_id=spool_unavailable error=%r",
                               str(exc), extra={"reason_id": "spool_unavailable"})
                 self._failing = True
@@ -155,6 +165,7 @@ class StreamDeliverer:
             async with asyncio.timeout(_RELEASE_SECONDS):
                 for route in self._leased:
                     await self.stream.release(route, self.owner)
+        await self.stream.health.stop()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -221,10 +232,18 @@ class StreamDeliverer:
     async def _send(self, runtime: DeliveryRuntime, route: RouteSettings, item: StreamItem,
                     delivered: list[StreamItem]) -> bool:
         """One try; False when the entry must wait (the route's batch halts)."""
+        key = push_key(item.fields, item.body)
+        if key in self._sent:  # delivered already; only its acknowledgement was lost
+            delivered.append(item)
+            self._spool.counts[f"gateway_spool_redelivery_skipped_total:{route.path}"] += 1
+            return True
         outcome = await attempt(runtime.forwarder, route, item.method, item.query,
                                 item.fields, item.body)
         if outcome.kind == "delivered":
             delivered.append(item)
+            self._sent[key] = None
+            if len(self._sent) > SENT_MEMORY:
+                self._sent.popitem(last=False)
             self._spool.counts[f"gateway_spool_delivered_total:{route.path}"] += 1
             return True
         if outcome.kind == "retry":

@@ -2,27 +2,32 @@
 outages").
 
 ``FallbackStore`` is the ``SpoolStore`` of a serving process with ``spool.backend: redis``.
-A push goes to the streams; when Redis cannot take it (refused, timed out, read-only,
-out of memory), it goes to the process's fallback file instead (``spool.path``: the same
-SQLite file, writer thread and fsync as ``backend: sqlite``) and is answered ``200`` from
-there. For a moment after a failure pushes go straight to the file (``StreamStore.usable``),
-so an outage costs no push a timeout. A push neither can store gets ``503``.
+A push goes to the streams; when Redis cannot take it as configured (unreachable, stalled,
+read-only, out of memory, or fewer replicas than ``min_replicas`` confirmed it) it goes to
+the process's fallback file instead (``spool.path``: the same SQLite file, writer thread
+and fsync as ``backend: sqlite``) and is answered ``200`` from there. While the stream's
+``Health`` (``health.py``, one round a second) says Redis cannot take pushes, they go
+straight to the file, so an outage costs no push a timeout. A push neither can store gets
+``503``; no push answered otherwise than ``200`` is ever queued (``streams.py``).
 
-What the file holds is **moved to the streams** once Redis takes writes again
-(``move_local``, run by the deliverer every second), oldest first per route, each item
-deleted from the file only after Redis (and ``min_replicas`` replicas) holds it. It is not
-delivered from the file: one path per route keeps the one lease, so two instances never
-deliver a route at once, and a moved item is safe from the loss of this instance. A crash
-between the two steps sends that item twice (at least once). Replicas falling short
-(``NotReplicated``) are not an outage: that push is answered ``503``, not spooled locally.
+What the file holds is **moved to the streams** once Redis takes pushes again, replicas
+included (``move_local``, run by the deliverer every second), oldest first per route, each
+item deleted from the file only after Redis holds it as configured. Every item carries its
+push key (the ``Idempotency-Key`` in its header block): Redis remembers the keys it
+committed, so an item whose write timed out here but ran in Redis anyway, or a crash
+between the two steps, never makes a second copy. It is not delivered from the file: one
+path per route keeps the one lease, so two instances never deliver a route at once, and a
+moved item is safe from the loss of this instance.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
+import re
 import sqlite3
 import time
 from collections import Counter
@@ -37,9 +42,19 @@ __all__ = ["FallbackStore"]
 
 log = logging.getLogger(__name__)
 
-STREAM_SECONDS = 1.2  # the streams' share of the accept's 2 s; the file gets the rest
+STREAM_SECONDS = 1.4  # the streams' share of the accept's 2 s; the file gets the rest
 _MOVE_BATCH = 32
 _MOVE_LEASE_SECONDS = 60.0
+_KEY = re.compile(rb'\r\nIdempotency-Key: "([^"\r\n]+)"\r\n|^Idempotency-Key: "([^"\r\n]+)"\r\n')
+
+
+def push_key(fields: bytes, body: bytes) -> str:
+    """The key ``accept.py`` put in ``fields``; for an item stored before keys existed, a
+    digest of the item (stable across tries, which is all the dedupe needs)."""
+    found = _KEY.search(fields)
+    if found:
+        return (found.group(1) or found.group(2)).decode("ascii", "replace")
+    return "sha256-" + hashlib.sha256(fields + b"\0" + body).hexdigest()
 
 
 class FallbackStore:
@@ -54,16 +69,20 @@ class FallbackStore:
         self.outage = False  # pushes are going to the file now
 
     async def add(self, route: str, method: str, query: str, fields: bytes,
-                  body: bytes) -> int | None:
-        if self.stream.usable():
+                  body: bytes, *, key: str) -> int | None:
+        health = self.stream.health
+        if self.stream.usable() and health.takes_pushes():
             try:
                 async with asyncio.timeout(STREAM_SECONDS):
-                    found = await self.stream.add(route, method, query, fields, body)
-            except NotReplicated:
+                    found = await self.stream.add(route, method, query, fields, body, key=key)
+            except NotReplicated as exc:
+                # Never queued, or queued unconfirmed: the file's copy is moved (or found
+                # committed already) once the replicas are back.
                 self.counts[f"gateway_spool_unreplicated_total:{route}"] += 1
-                raise
+                self._lost(exc)
             except (SpoolError, TimeoutError) as exc:
                 self.stream.trip()
+                health.failed(str(exc) or f"{self.stream.where}: timed out")
                 self._lost(exc)
             else:
                 self._back()
@@ -89,7 +108,8 @@ class FallbackStore:
 
     async def move_local(self, owner: str) -> int:
         """Move the local file's waiting items to the streams; how many moved."""
-        if not self.writer.path.exists() or not self.stream.usable():
+        if (not self.writer.path.exists() or not self.stream.usable()
+                or not self.stream.health.takes_pushes()):
             return 0  # a stat, never an open: the file is created by a fallback only
         now = time.time()
         try:
@@ -103,6 +123,7 @@ class FallbackStore:
                 for item in items:
                     stored = await self.stream.add(
                         route, item.method, item.query, item.fields, item.body,
+                        key=push_key(item.fields, item.body),
                         accepted_at=arrivals.get(item.id, now))
                     if stored is None:  # never refused for the bounds; kept if it were
                         break
@@ -111,6 +132,7 @@ class FallbackStore:
                     moved += 1
                     self.counts[f"gateway_spool_moved_total:{route}"] += 1
             except SpoolError as exc:  # Redis, or the file: the rest waits for next time
+                # Replicas short: the staged copy expires unqueued; the item stays here.
                 self.stream.trip()
                 log.warning("spool move to redis interrupted reason_id=spool_move_failed "
                             "error=%r", str(exc), extra={"reason_id": "spool_move_failed"})

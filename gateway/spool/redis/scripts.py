@@ -12,6 +12,12 @@ The keys of a route ``R`` under ``spool.key_prefix`` ``P``:
 ``Pspool:totals``   hash: ``items``, ``bytes`` and ``bytes:R``, dead letters included
 ``Pspool:routes``   set: every route that ever spooled (what the tools look at)
 ``Pspool:seq``      counter: the next item id, so ids are arrival order across routes
+``Pspool:staged:K`` hash: push ``K`` written but not committed (``STAGE``); expires, never
+                    delivered: no deliverer reads it
+``Pspool:done:K``   string: push ``K`` is in a queue stream as item N (``COMMIT``/``ADD``);
+                    expires after the dedupe window. Every push has one key ``K`` (its
+                    ``Idempotency-Key``), kept across retries, timeouts and the move from
+                    the local file: a second write of ``K`` finds it and adds nothing
 
 An entry's fields: ``id``, ``m`` method, ``q`` raw query, ``f`` header block, ``b`` body,
 ``a`` accepted at, ``t`` queued at, ``s`` size. Both queue streams have the one consumer
@@ -21,8 +27,8 @@ are shared: Redis Cluster is not supported (as for the state), one primary is.
 
 from __future__ import annotations
 
-__all__ = ["ADD", "BURY", "CLAIM", "DONE", "GROUP", "PURGE", "PURGE_DEAD", "RELEASE", "RENEW",
-           "REQUEUE", "RETRY", "SCRIPTS"]
+__all__ = ["ADD", "BURY", "CLAIM", "COMMIT", "DONE", "GROUP", "PURGE", "PURGE_DEAD",
+           "RELEASE", "RENEW", "REQUEUE", "RETRY", "SCRIPTS", "STAGE"]
 
 GROUP = "deliverers"  # the one consumer group of every queue stream
 
@@ -58,31 +64,73 @@ local function forget(totals, route, size)
 end
 """
 
-# KEYS queue, totals, routes, seq. ARGV route, method, query, fields, body, max_items
-# (-1: no bound, a push moved from the local spool), max_bytes, group, accepted_at ('' now).
-# The new id, or 0 when the bounds leave no room.
-ADD = _COMMON + """
-local size = #ARGV[4] + #ARGV[5]
-local most = tonumber(ARGV[6])
-if most >= 0 then
-  local t = redis.call('HMGET', KEYS[2], 'items', 'bytes')
-  if (tonumber(t[1]) or 0) + 1 > most or (tonumber(t[2]) or 0) + size > tonumber(ARGV[7]) then
-    return 0
+_ENQUEUE = """
+-- Push ARGV-style fields into the route's queue stream and mark its key committed.
+-- KEYS queue, totals, routes, seq, done. The new id, or 0 when the bounds leave no room.
+local function enqueue(route, method, query, fields, body, most, max_bytes, group,
+                       accepted_at, dedupe_seconds)
+  local size = #fields + #body
+  if most >= 0 then
+    local t = redis.call('HMGET', KEYS[2], 'items', 'bytes')
+    if (tonumber(t[1]) or 0) + 1 > most or (tonumber(t[2]) or 0) + size > max_bytes then
+      return 0
+    end
   end
+  if redis.call('EXISTS', KEYS[1]) == 0 then
+    redis.call('XGROUP', 'CREATE', KEYS[1], group, '0', 'MKSTREAM')
+  end
+  local n = redis.call('INCR', KEYS[4])
+  local now = string.format('%.6f', now_seconds())
+  local accepted = now
+  if accepted_at ~= '' then accepted = accepted_at end
+  redis.call('XADD', KEYS[1], n .. '-0', 'id', n, 'm', method, 'q', query, 'f', fields,
+             'b', body, 'a', accepted, 't', now, 's', size)
+  redis.call('HINCRBY', KEYS[2], 'items', 1)
+  redis.call('HINCRBY', KEYS[2], 'bytes', size)
+  redis.call('HINCRBY', KEYS[2], 'bytes:' .. route, size)
+  redis.call('SADD', KEYS[3], route)
+  redis.call('SET', KEYS[5], n, 'EX', dedupe_seconds)
+  return n
 end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('XGROUP', 'CREATE', KEYS[1], ARGV[8], '0', 'MKSTREAM')
-end
-local n = redis.call('INCR', KEYS[4])
-local now = string.format('%.6f', now_seconds())
-local accepted = now
-if ARGV[9] ~= '' then accepted = ARGV[9] end
-redis.call('XADD', KEYS[1], n .. '-0', 'id', n, 'm', ARGV[2], 'q', ARGV[3], 'f', ARGV[4],
-           'b', ARGV[5], 'a', accepted, 't', now, 's', size)
-redis.call('HINCRBY', KEYS[2], 'items', 1)
-redis.call('HINCRBY', KEYS[2], 'bytes', size)
-redis.call('HINCRBY', KEYS[2], 'bytes:' .. ARGV[1], size)
-redis.call('SADD', KEYS[3], ARGV[1])
+"""
+
+# One phase (min_replicas 0). KEYS queue, totals, routes, seq, done. ARGV route, method,
+# query, fields, body, max_items (-1: no bound, a push moved from the local spool),
+# max_bytes, group, accepted_at ('' now), dedupe seconds. The id (the one it had when the
+# key was committed before), or 0 when the bounds leave no room.
+ADD = _COMMON + _ENQUEUE + """
+local had = redis.call('GET', KEYS[5])
+if had then return tonumber(had) end
+return enqueue(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]),
+               tonumber(ARGV[7]), ARGV[8], ARGV[9], ARGV[10])
+"""
+
+# Phase one (min_replicas > 0), followed by WAIT. KEYS staged, done. ARGV method, query,
+# fields, body, accepted_at ('' now), staged ms. 0 when staged; the item's id when the key
+# was committed already (nothing staged).
+STAGE = _COMMON + """
+local had = redis.call('GET', KEYS[2])
+if had then return tonumber(had) end
+local accepted = ARGV[5]
+if accepted == '' then accepted = string.format('%.6f', now_seconds()) end
+redis.call('HSET', KEYS[1], 'm', ARGV[1], 'q', ARGV[2], 'f', ARGV[3], 'b', ARGV[4],
+           'a', accepted)
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return 0
+"""
+
+# Phase two, after the staged push was replicated, followed by WAIT. KEYS queue, totals,
+# routes, seq, done, staged. ARGV route, max_items, max_bytes, group, dedupe seconds.
+# The id (the one it had when committed before); 0 when the bounds leave no room; -1 when
+# nothing is staged (expired, or lost with a primary): the push is not stored.
+COMMIT = _COMMON + _ENQUEUE + """
+local had = redis.call('GET', KEYS[5])
+if had then redis.call('DEL', KEYS[6]); return tonumber(had) end
+local s = redis.call('HMGET', KEYS[6], 'm', 'q', 'f', 'b', 'a')
+if not s[1] then return -1 end
+local n = enqueue(ARGV[1], s[1], s[2], s[3], s[4], tonumber(ARGV[2]), tonumber(ARGV[3]),
+                  ARGV[4], s[5], ARGV[5])
+if n > 0 then redis.call('DEL', KEYS[6]) end
 return n
 """
 
@@ -251,6 +299,6 @@ end
 return #found
 """
 
-SCRIPTS = {"ADD": ADD, "BURY": BURY, "CLAIM": CLAIM, "DONE": DONE, "PURGE": PURGE,
+SCRIPTS = {"ADD": ADD, "BURY": BURY, "CLAIM": CLAIM, "COMMIT": COMMIT, "DONE": DONE, "PURGE": PURGE,
            "PURGE_DEAD": PURGE_DEAD, "RELEASE": RELEASE, "RENEW": RENEW, "REQUEUE": REQUEUE,
-           "RETRY": RETRY}
+           "RETRY": RETRY, "STAGE": STAGE}

@@ -2,13 +2,20 @@
 
 ``StreamStore`` implements ``base.SpoolStore`` and the deliverer's operations with the
 scripts of ``scripts.py`` (one round trip each) through redis-py's asyncio client.
-A push is stored by one script (bounds, id, ``XADD``), and when ``spool.min_replicas`` is
-set the same connection then sends ``WAIT min_replicas timeout``: the push counts as stored
-only when that many replicas acknowledged it; otherwise it is removed again and the caller
-answers ``503`` (``NotReplicated``), which IRIS retries.
+Every push has a key (its ``Idempotency-Key``) and is written so that a retry, a timed-out
+write that Redis runs late, or the move from the local file can never make a second copy:
+the ``done:K`` marker of ``scripts.py`` turns a second write of ``K`` into a no-op.
 
-The client, its TLS, the masking of passwords in errors and the breaker are
-``state/redis_connection.py``'s. The reading and
+With ``min_replicas`` 0 one script stores it (``ADD``). Otherwise in two phases, each on
+one connection with its ``WAIT``: ``STAGE`` keeps it under its key, out of every queue
+(no deliverer can see it); only once ``min_replicas`` replicas hold that does ``COMMIT``
+move it into the queue stream, and the commit is ``WAIT``ed for too. Replicas short after
+the stage: ``NotReplicated``, nothing is queued and the staged copy expires. Short after
+the commit: ``NotReplicated`` as well (the caller keeps a local copy, which the marker
+makes a no-op when moved, unless the commit died with its primary).
+
+The client (URL or Sentinel), its TLS, password masking and breaker are
+``state/redis_connection.py``'s; ``health.py`` checks it every second. The reading and
 operating half (``view``, ``entries``, ``requeue``, ``purge``) is in ``admin.py``.
 """
 
@@ -24,20 +31,26 @@ from redis.exceptions import ResponseError
 from gateway.config import SpoolSettings
 from gateway.spool.base import Entry, SpoolError, SpoolView
 from gateway.spool.redis import admin as stream_admin
+from gateway.spool.redis.health import Health
 from gateway.spool.redis.scripts import GROUP, SCRIPTS
 from gateway.state.redis_connection import RedisConnection, describe
 
 __all__ = ["GROUP", "Claim", "NotReplicated", "StreamItem", "StreamStore", "where"]
 
 T = TypeVar("T")
-WAIT_MILLISECONDS = 800  # inside the accept's 2 s, with room for the local fallback
+WAIT_MILLISECONDS = 400  # per phase: both inside the accept's 2 s, with room for the file
+STAGED_MILLISECONDS = 30_000  # an uncommitted push is gone after this
+DEDUPE_SECONDS = 86_400  # a committed key is remembered this long (max_age_seconds's default)
 _TIMEOUT_SECONDS = 1.0
 _BREAKER_SECONDS = 1.0  # after a failure, pushes go straight to the local spool this long
 _IDLE_CONSUMER_MS = 3_600_000
 
 
 def where(settings: SpoolSettings) -> str:
-    """The streams, for people: the Redis host and the key prefix (never the URL)."""
+    """The streams, for people: the Redis host (or Sentinel service) and the key prefix
+    (never the URL)."""
+    if settings.sentinel is not None:
+        return f"redis sentinel {settings.sentinel.master_name} {settings.key_prefix}spool:*"
     return f"{describe(settings.url)} {settings.key_prefix}spool:*"
 
 
@@ -81,16 +94,20 @@ class StreamStore:
         self.settings = settings
         self.prefix = f"{settings.key_prefix}spool:"
         self.redis = RedisConnection(
-            settings, name="aam-oauth-gateway-spool", error=SpoolError,
-            decode_responses=False, socket_timeout=_TIMEOUT_SECONDS + WAIT_MILLISECONDS / 1000,
+            settings, name="aam-oauth-gateway-spool", error=SpoolError, decode_responses=False,
+            socket_timeout=_TIMEOUT_SECONDS + WAIT_MILLISECONDS / 1000,
             max_connections=64, connect_timeout=_TIMEOUT_SECONDS,
             breaker_seconds=_BREAKER_SECONDS)
-        self.where = self.redis.where
         self.client: redis.Redis = self.redis.client
         self.scripts = {name: self.client.register_script(text)
                         for name, text in SCRIPTS.items()}
+        self.health = Health(self)  # started by the deliverer and by /readyz's reader
 
     # -- keys and errors ----------------------------------------------------------------
+
+    @property
+    def where(self) -> str:
+        return self.redis.where
 
     def key(self, kind: str, route: str | None = None) -> str:
         return self.prefix + kind + ("" if route is None else ":" + route)
@@ -114,34 +131,53 @@ class StreamStore:
     # -- accepting ----------------------------------------------------------------------
 
     async def add(self, route: str, method: str, query: str, fields: bytes, body: bytes,
-                  *, accepted_at: float | None = None) -> int | None:
-        """Store one push (``accepted_at``: one moved from the local spool, which is never
-        refused for the bounds: it was answered 200 already)."""
+                  *, key: str, accepted_at: float | None = None) -> int | None:
+        """Store push ``key`` once (``accepted_at``: one moved from the local spool, never
+        refused for the bounds: it was answered 200 already); its id, or None when the
+        bounds leave no room. Raises NotReplicated when replicas fell short (nothing
+        queued, or queued but unconfirmed: see the module's docstring)."""
         limits = self.settings
         bounded = accepted_at is None
-        keys = [self.key("q", route), self.key("totals"), self.key("routes"), self.key("seq")]
-        args: list[Any] = [route, method, query, fields, body, limits.max_items if bounded else -1,
-                limits.max_bytes, GROUP, "" if bounded else repr(accepted_at)]
+        most = limits.max_items if bounded else -1
+        accepted = "" if bounded else repr(accepted_at)
+        queue = [self.key("q", route), self.key("totals"), self.key("routes"), self.key("seq"),
+                 self.key("done", key)]
         if limits.min_replicas == 0:
-            found = await self.run("ADD", keys, args)
+            found = await self.run("ADD", queue, [route, method, query, fields, body, most,
+                                                  limits.max_bytes, GROUP, accepted,
+                                                  DEDUPE_SECONDS])
             return int(found) or None
-
-        async def replicated() -> tuple[int, int]:
-            # One pipeline is one connection: WAIT counts the replicas holding this XADD.
-            async with self.client.pipeline(transaction=False) as pipe:
-                await self.scripts["ADD"](keys=keys, args=args, client=pipe)  # queued
-                pipe.execute_command("WAIT", limits.min_replicas, WAIT_MILLISECONDS)
-                item, replicas = await pipe.execute()
-            return int(item), int(replicas)
-
-        item, replicas = await self.call(replicated)
-        if item and replicas < limits.min_replicas:
-            await self.run("DONE", [self.key("q", route), self.key("meta", route),
-                                    self.key("totals")],
-                           [GROUP, f"{item}-0", item, len(fields) + len(body), route])
-            raise NotReplicated(f"{self.where}: {replicas} of {limits.min_replicas} "
-                                "replica(s) confirmed the push")
+        staged = self.key("staged", key)
+        had, replicas = await self.call(lambda: self._waited(
+            "STAGE", [staged, self.key("done", key)],
+            [method, query, fields, body, accepted, STAGED_MILLISECONDS]))
+        if had:
+            return had  # committed before: by the write this one retries, or the mover
+        self._replicated(replicas, "stored")
+        item, replicas = await self.call(lambda: self._waited(
+            "COMMIT", [*queue, staged], [route, most, limits.max_bytes, GROUP,
+                                         DEDUPE_SECONDS]))
+        if item < 0:
+            raise SpoolError(f"{self.where}: the staged push was gone at its commit")
+        if item:
+            self._replicated(replicas, "committed")
         return item or None
+
+    async def _waited(self, script: str, keys: list[str], args: list[Any]) -> tuple[int, int]:
+        """``script``, then ``WAIT min_replicas``: one pipeline is one connection, so WAIT
+        counts the replicas holding this script's writes."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            await self.scripts[script](keys=keys, args=args, client=pipe)  # queued
+            pipe.execute_command("WAIT", self.settings.min_replicas, WAIT_MILLISECONDS)
+            result, replicas = await pipe.execute()
+        return int(result), int(replicas)
+
+    def _replicated(self, replicas: int, what: str) -> None:
+        wanted = self.settings.min_replicas
+        if replicas < wanted:
+            self.health.replicas = replicas  # believed until the next round
+            raise NotReplicated(f"{self.where}: {replicas} of {wanted} replica(s) confirmed "
+                                f"the push {what}")
 
     # -- delivering ---------------------------------------------------------------------
 

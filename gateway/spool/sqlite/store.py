@@ -36,7 +36,8 @@ class SqliteStore:
         self.writer = writer
 
     async def add(self, route: str, method: str, query: str, fields: bytes,
-                  body: bytes) -> int | None:
+                  body: bytes, *, key: str = "") -> int | None:
+        """``key`` is in ``fields`` already (``accept.py``): the file keeps it there."""
         assert self.writer is not None, "only a serving process accepts"
         limits = self.settings
         return await self.writer.call(store.insert, route, method, query, fields, body,

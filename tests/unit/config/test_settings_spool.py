@@ -61,9 +61,21 @@ def test_redis_without_a_url_is_the_states_redis(base: dict[str, Any], tmp_path:
         "rediss://state.internal:6380/0", "s-pw", "fleet:")
 
 
+def test_without_url_or_sentinel_the_spool_uses_the_states_sentinels(
+        base: dict[str, Any], tmp_path: Path) -> None:
+    sentinel = {"master_name": "gw", "nodes": ["s1:26379", "s2:26379", "s3:26379"]}
+    state = {"backend": "redis", "sentinel": sentinel}
+    spool = _spool(base, {"backend": "redis", "min_replicas": 1}, tmp_path, state=state)
+    assert spool.url is None and spool.sentinel is not None
+    assert spool.sentinel.master_name == "gw" and len(spool.sentinel.nodes) == 3
+    own = _spool(base, {"backend": "redis", "sentinel": {**sentinel, "master_name": "other"}},
+                 tmp_path, state=state)
+    assert own.sentinel is not None and own.sentinel.master_name == "other"
+
+
 def test_redis_misuse_is_reported_with_its_path(base: dict[str, Any], tmp_path: Path) -> None:
     assert _errors(base, {"backend": "redis"}, tmp_path) == [
-        "spool.url: is required when backend is redis"]
+        "spool.url: is required when backend is redis (or sentinel: instead)"]
     assert _errors(base, {"backend": "redis", "url": "https://x:1"}, tmp_path) == [
         "spool.url: must be a redis:// or rediss:// URL"]
     assert _errors(base, {"backend": "redis", "url": "redis://x:1", "min_replicas": -1},

@@ -53,7 +53,7 @@ def test_redis_with_password_from_the_environment(base: dict[str, object], tmp_p
 def test_redis_misuse_is_reported_with_its_path(base: dict[str, object], tmp_path: Path,
                                                 cert_dir: Path) -> None:
     assert _errors(base, {"backend": "redis"}, tmp_path) == [
-        "state.url: is required when backend is redis"]
+        "state.url: is required when backend is redis (or sentinel: instead)"]
     errors = _errors(base, {"backend": "redis", "url": "http://:pw-in-url@x:1"}, tmp_path)
     assert errors == ["state.url: must be a redis:// or rediss:// URL"]
     errors = _errors(base, {"backend": "redis", "url": "redis://x:1",
@@ -64,3 +64,35 @@ def test_redis_misuse_is_reported_with_its_path(base: dict[str, object], tmp_pat
     assert errors == ["state.url: applies to backend: redis only"]
     errors = _errors(base, {"backend": "memcached"}, tmp_path)
     assert len(errors) == 1 and errors[0].startswith("state.backend")
+
+
+def test_sentinel_in_place_of_a_url(base: dict[str, object], tmp_path: Path,
+                                    cert_dir: Path) -> None:
+    state = _state(base, {"backend": "redis", "sentinel": {
+        "master_name": "gw", "nodes": ["s1.internal:26379", "10.0.0.7:26380"],
+        "username": "gateway", "password": "${REDIS_PASSWORD}",
+        "sentinel_password": "sent-pw-3", "ca_file": str(cert_dir / "ca.crt"), "db": 2}},
+        tmp_path, {"REDIS_PASSWORD": "hunter2-y"})
+    assert state.url is None and state.sentinel is not None
+    assert state.sentinel.master_name == "gw" and state.sentinel.db == 2
+    assert state.sentinel.nodes == (("s1.internal", 26379), ("10.0.0.7", 26380))
+    assert state.sentinel.password == "hunter2-y"
+    assert "hunter2-y" not in repr(state) and "sent-pw-3" not in repr(state)
+
+
+@pytest.mark.parametrize(("sentinel", "url", "expected"), [
+    ({"master_name": "gw", "nodes": ["s:26379"]}, "redis://r:6379/0",
+     "state.url: goes with sentinel: give one of them"),
+    ({"nodes": ["s:26379"]}, None, "state.sentinel.master_name: is required"),
+    ({"master_name": "gw"}, None, "state.sentinel.nodes: needs at least one Sentinel"),
+    ({"master_name": "gw", "nodes": ["s"]}, None, "state.sentinel.nodes[0]: must be host:port"),
+    ({"master_name": "gw", "nodes": ["s:1"], "port": 1}, None, "state.sentinel.port"),
+])
+def test_sentinel_misuse_is_reported_with_its_path(
+        base: dict[str, object], tmp_path: Path, sentinel: dict[str, object],
+        url: str | None, expected: str) -> None:
+    state: dict[str, object] = {"backend": "redis", "sentinel": sentinel}
+    if url is not None:
+        state["url"] = url
+    errors = _errors(base, state, tmp_path)
+    assert any(e.startswith(expected) for e in errors), errors

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from gateway.config import StateSettings
+from gateway.config import SentinelSettings, StateSettings
 from gateway.state.base import StateError
 from gateway.state.redis_connection import RedisConnection, describe, tls_options
 
@@ -53,4 +53,16 @@ async def test_errors_mask_every_password_and_trip_the_breaker() -> None:
         await conn.call(fine, fail_fast=True)
     assert await conn.call(fine) == 7  # a probe goes through and closes the breaker
     assert conn.usable()
+    await conn.close()
+
+
+async def test_through_sentinel_it_names_the_service_and_masks_both_passwords() -> None:
+    sentinel = SentinelSettings(master_name="gw", nodes=(("127.0.0.1", 9),),
+                                password="redis-pw-4", sentinel_password="sent-pw-5")
+    conn = RedisConnection(StateSettings(backend="redis", sentinel=sentinel), name="test",
+                           error=StateError, decode_responses=True, socket_timeout=0.1,
+                           max_connections=2)
+    assert conn.where == "redis sentinel gw (primary unknown)"
+    assert await conn.primary() is None  # no Sentinel answers: unknown, not an exception
+    assert conn.mask("redis-pw-4 sent-pw-5") == "*** ***"
     await conn.close()
