@@ -210,7 +210,7 @@ class _GuardedHandler(RequestHandler):
             request._version = HttpVersion11
             request._cache.pop("version", None)
             request_handler = _refuse_version
-        else:
+        elif request_handler is self._request_handler:  # not aiohttp's parse-error answer
             reason = misframed(request)
             if reason is not None:
                 log.info("refused framing", extra={"reason_id": "bad_framing",
