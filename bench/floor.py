@@ -1,7 +1,7 @@
 """``python bench/floor.py``: the floor under the gateway's sample-push row, beside it.
 
 Servers on the same certificate, the same sample backend and the same wrk script
-(Adobe's sample push with a valid token), measured in turns:
+(Adobe's sample push, or ``--payload``'s bodies, with a valid token), measured in turns:
 
 * ``hello``: aiohttp with uvloop over TLS, answering 200 itself: no check, no forward;
 * ``forward``: the same, forwarding every body to the backend through the gateway's own
@@ -12,10 +12,10 @@ Servers on the same certificate, the same sample backend and the same wrk script
 * ``h1-hello``, ``h1-forward``, ``h1-checked``: the same three on a prototype listener of
   httptools under one ``asyncio.Protocol`` per connection instead of aiohttp's web server
   (``floor_h1.py``): what leaving aiohttp could save at most (``checked`` against
-  ``h1-checked`` is the fair pair: both saturated, as the gateway is).
+  ``h1-checked`` is the fair pair: aiohttp's server busy on its core, as the gateway is).
 
 With ``--baseline DIR`` (another checkout of the project, e.g. ``git worktree add DIR
-<commit>``) a fourth server, ``baseline``, is ``gateway serve`` from that tree, on the same
+<commit>``) one more server, ``baseline``, is ``gateway serve`` from that tree, on the same
 configuration: a before-and-after of a change, measured in turns in one run.
 
 ``gateway`` minus ``forward`` is what the checks, the guards, the access log and the

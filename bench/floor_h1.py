@@ -9,7 +9,7 @@ says, 400 and close on any framing error. No guards, timeouts, access log or met
 measures what replacing aiohttp's server could save at most, not a listener to ship.
 ``h1-checked`` adds the gateway's own token verification (cached) and ``aam-segments``
 validation to ``h1-forward``, as floor.py's ``checked`` adds them to ``forward``: with real
-work both servers are the bottleneck of their core, as the gateway is.
+work aiohttp's server is the bottleneck of its core, as the gateway is.
 
 ``forward`` minus ``h1-forward`` is the part of the gateway's sample-push cost that belongs
 to aiohttp's server (its request object, router, middleware chain and response writer);
