@@ -12,6 +12,8 @@ Modules:
 * ``reload``: SIGHUP: re-read, validate, build a new runtime, swap it in or keep the old.
 * ``guards``: the HTTP/1.1 protocol guards below aiohttp (connection caps, header and
   slow-client timeouts, parse errors answered as JSON, HSTS).
+* ``framing``: request framing refused although the parser takes it (transfer codings,
+  targets, ``Upgrade``).
 * ``connections``: the connection caps and deadlines ``guards`` enforces.
 * ``acceptor``: the public TLS listener's accept loop: handshakes counted against the
   caps, running out of open files survived.

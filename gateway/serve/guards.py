@@ -66,6 +66,7 @@ from gateway.serve.connections import (
     Registry,
 )
 from gateway.serve.expect import continue_withheld
+from gateway.serve.framing import misframed, refuse_framing
 from gateway.serve.reads import BufferedReads
 from gateway.stages.https import HSTS
 
@@ -209,6 +210,12 @@ class _GuardedHandler(RequestHandler):
             request._version = HttpVersion11
             request._cache.pop("version", None)
             request_handler = _refuse_version
+        elif request_handler is self._request_handler:  # not aiohttp's parse-error answer
+            reason = misframed(request)
+            if reason is not None:
+                log.info("refused framing", extra={"reason_id": "bad_framing",
+                                                   "reason": reason})
+                request_handler = refuse_framing
         return super()._handle_request(request, start_time, request_handler)
 
     async def finish_response(self, request: BaseRequest, resp: web.StreamResponse,
