@@ -19,12 +19,7 @@ no default filled; a large object's own keys are counted against its verbatim va
 and ``first_duplicate`` scans only a piece that holds a duplicate, to name its path.
 ``msgspec.Raw`` values are re-encoded verbatim, so the count does not see keys inside
 them; the caller checks those itself.
-
-Costs (``bench/micro_payload.py``, p10 of 80 runs on a shared 2-core machine): the count
-adds one msgspec encode and three byte counts to the decode already done, about 11 us to a
-10-user push (19 -> 30 us) and 8 ms to a 10,000-user one (2.9 MB, ~13 -> ~21 ms). The
-exact check decodes pieces of at most ``PIECE_BYTES`` and scans only a piece holding a
-duplicate, so a hostile body costs about its size in time and memory.
+What each costs is measured in docs/performance.md ("Duplicate keys").
 """
 
 from __future__ import annotations
