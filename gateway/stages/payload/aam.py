@@ -35,7 +35,7 @@ from gateway.stages.payload.errors import (
     decode_error,
     describe,
 )
-from gateway.stages.payload.json_keys import check_unique_keys, refuse_duplicates
+from gateway.stages.payload.json_keys import check_unique_keys, raw_slices, refuse_duplicates
 from gateway.stages.payload.profiles import (
     DATE,
     SIGN_SEGMENTS,
@@ -165,18 +165,6 @@ def check_whole(profile: Profile, body: bytes) -> None:
         _check_user_signs(_check_top_signs(body, profile), 0)
 
 
-def _slices(raws: Sequence[Raw]) -> Iterable[tuple[int, int]]:
-    """(start, end) of consecutive runs of ``raws`` holding about SLICE_BYTES each."""
-    start, size = 0, 0
-    for index, raw in enumerate(raws):
-        if index > start and size + len(raw) > SLICE_BYTES:
-            yield start, index
-            start, size = index, 0
-        size += len(raw)
-    if start < len(raws):
-        yield start, len(raws)
-
-
 def _joined(raws: Sequence[Raw]) -> bytes:
     return b"[" + b",".join(raws) + b"]"
 
@@ -191,7 +179,7 @@ async def check_sliced(profile: Profile, body: bytes) -> None:
     if _has_minus_zero(body):
         _check_top_signs(body, profile)
     users: list[Raw] = top.Users
-    for start, end in _slices(users):
+    for start, end in raw_slices(users, SLICE_BYTES):
         if end == start + 1 and len(users[start]) > SLICE_BYTES:
             await _check_large_user(profile, users[start], start)
         else:
@@ -211,7 +199,7 @@ async def _check_large_user(profile: Profile, raw: Raw, index: int) -> None:
     check_unique_keys(bytes(raw), user, profile.user_shell, within=where, skip=("Segments",))
     _check_regions((user,), index)
     segments: list[Raw] = user.Segments
-    for start, end in _slices(segments):
+    for start, end in raw_slices(segments, SLICE_BYTES):
         chunk = _joined(segments[start:end])
         decoded = _decode(profile.segments, chunk, profile.rules,
                           within=f"{where}.Segments", base=start)

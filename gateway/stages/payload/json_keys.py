@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any, Final, NoReturn, cast
 
@@ -162,7 +162,7 @@ def _repeated_member(data: bytes, members: dict[str, Raw]) -> list[str | int]:
     return []
 
 
-def raw_slices(raws: list[Raw], size: int) -> Iterator[tuple[int, int]]:
+def raw_slices(raws: Sequence[Raw], size: int) -> Iterator[tuple[int, int]]:
     """(start, end) of consecutive runs of ``raws`` holding about ``size`` bytes each."""
     start, total = 0, 0
     for index, raw in enumerate(raws):

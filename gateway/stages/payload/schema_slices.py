@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any, Final
 
 import msgspec
 
 from gateway.config import PayloadSchema
 from gateway.stages.payload.errors import PayloadViolation, check_utf8_sliced, decode_error
+from gateway.stages.payload.json_keys import raw_slices
 from gateway.stages.payload.schema import SchemaCheck
 
 __all__ = ["SLICE_BYTES", "SlicedSchemaCheck"]
@@ -84,18 +84,6 @@ def _array_property(document: Any) -> str | None:
     return None
 
 
-def _slices(raws: list[msgspec.Raw]) -> Iterator[tuple[int, int]]:
-    """(start, end) of consecutive runs of ``raws`` holding about SLICE_BYTES each."""
-    start, size = 0, 0
-    for index, raw in enumerate(raws):
-        if index > start and size + len(raw) > SLICE_BYTES:
-            yield start, index
-            start, size = index, 0
-        size += len(raw)
-    if start < len(raws):
-        yield start, len(raws)
-
-
 class SlicedSchemaCheck:
     """The slice-at-a-time check of one schema; ``build`` says whether the schema allows it."""
 
@@ -141,7 +129,7 @@ class SlicedSchemaCheck:
         if raw is not None:
             document[self._name] = [None] * len(raws)  # its length, for minItems/maxItems
         self._root.check_document(document)
-        for start, end in _slices(raws):
+        for start, end in raw_slices(raws, SLICE_BYTES):
             chunk = b"[" + b",".join(raws[start:end]) + b"]"
             try:
                 self._items.check_document(_ANY.decode(chunk))
