@@ -1,9 +1,8 @@
 """Reading untrusted YAML into typed values while collecting every error with its path.
 
-``model.py`` describes the configuration; this module knows how to read one value of
-a kind (an integer in bounds, a URL, a file that exists) and to say where it went wrong
-(``routes[0].upstream: must be an http(s) URL``). Errors are collected, not raised, so
-that ``gateway check-config`` can name every problem at once.
+A ``Reader`` reads one value of a kind (an integer in bounds, a URL, a file that exists)
+and says where it went wrong (``routes[0].upstream: must be an http(s) URL``). Errors are
+collected, not raised, so that ``gateway check-config`` names every problem at once.
 """
 
 from __future__ import annotations
@@ -59,16 +58,13 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
         if key in mapping:
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark
-            )
+                None, None, f"duplicate key {key!r} (line {mark.line + 1})", mark)
         mapping[key] = loader.construct_object(value_node)
     return mapping
 
 
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,
-)
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                 _construct_mapping)
 
 
 def load_yaml(text: str, source: str) -> Any:
@@ -268,17 +264,13 @@ class Reader:
         resolved = (self.base_dir / os.path.expanduser(text)).resolve()
         if not resolved.is_file():
             self.fail(path, f"file not found: {resolved}{hint}")
-        elif check is not None:
-            problem = check(resolved)
-            if problem:
-                self.fail(path, problem)
+        elif check is not None and (problem := check(resolved)):
+            self.fail(path, problem)
         return resolved
 
     def optional_file(self, value: Any, path: str,
                       *, check: Callable[[Path], str | None] | None = None) -> Path | None:
-        if value is None:
-            return None
-        return self.file(value, path, check=check)
+        return None if value is None else self.file(value, path, check=check)
 
     def networks(self, value: Any, path: str) -> tuple[Network, ...]:
         result: list[Network] = []

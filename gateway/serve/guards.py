@@ -1,32 +1,17 @@
 """Connection guards for the public listener: what aiohttp's ``RequestHandler`` leaves open.
 
-aiohttp 3.14 bounds a connection only by its keep-alive timer, which is not reset by incoming
-bytes, does not run while a handler reads a body, and answers parse errors itself with a text
-body while logging the offending bytes (an ``Authorization`` line included) with a traceback.
-``GuardedAppRunner`` serves the same application through a ``RequestHandler`` subclass that
-adds, per connection:
+aiohttp bounds a connection only by its keep-alive timer and answers parse errors itself,
+logging the offending bytes. ``GuardedAppRunner`` serves the application through a
+``RequestHandler`` subclass that adds, per connection (docs/security.md, "Limits"):
 
-* a **header timeout** (slowloris): the request head must be complete within
-  ``header_seconds`` of its first byte, else ``408`` and close (HAProxy's
-  ``timeout http-request``);
-* a **body timeout** (slow bodies): once the head is in, the body must be complete within
-  ``body_seconds``, else the handler's read fails with ``408`` and the connection closes
-  (nginx's ``client_body_timeout`` bounds the gap between reads; a total bound also stops a
-  byte-every-few-seconds trickle);
-* a **connection cap** per process, and one per source address (``connections.py``): past
-  either, the oldest idle keep-alive connection (of that address) is closed to make room
-  (nginx reuses idle connections the same way); with none idle, the new connection gets
-  ``503`` and is closed;
-* **parse errors** answered with the gateway's JSON error body (``400``, ``414``, ``431``),
-  logged once at info with a ``reason_id`` and the exception type, never the bytes;
-* **HTTP/1.0 and HTTP/1.1 only**: any other version on the request line (``HTTP/0.9``,
-  ``HTTP/2.0``) is ``505`` with the JSON body, written as HTTP/1.1, and the connection closes;
-* **no version disclosure**: every answer's ``Server`` is the fixed ``gateway``, never
-  aiohttp's ``Python/3.x aiohttp/3.x``;
-* **HSTS** (RFC 6797) on every answer over TLS, error answers included, and never over
-  plain HTTP (§7.2): whether the connection is TLS is read once, when it opens.
-
-TLS handshakes count against both caps too, from ``accept`` on (``acceptor.py``).
+* a **header timeout** (slowloris): the head within ``header_seconds``, else ``408``;
+* a **body timeout**: the whole body within ``body_seconds`` of the head, else ``408``;
+* **connection caps** per process and per source address (``connections.py``; handshakes
+  count from ``accept`` on, ``acceptor.py``): the oldest idle connection makes room, or
+  ``503``;
+* **parse errors** as the JSON error body (``400``, ``414``, ``431``), logged without bytes;
+* **HTTP/1.0 and 1.1 only**: any other version is ``505``, and the connection closes;
+* a fixed ``Server: gateway``, and **HSTS** (RFC 6797) on every answer over TLS only.
 """
 
 from __future__ import annotations

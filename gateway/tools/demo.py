@@ -1,14 +1,7 @@
-"""``gateway demo``: the whole flow on loopback, from nothing, in about ten seconds.
-
-It creates what is missing (dev certificates, a signing key, a demo configuration with a
-fresh client), starts the sample backend and the gateway as their own processes on free
-loopback ports, then: (1) sends Adobe's sample token request and (2) push byte for byte,
-and a generated batch, (2b) fetches a token and pushes one 10,000-profile batch as Adobe
-Experience Platform does (``demo_aep.py``), (3) shows refusals, (4) runs a short load test
-and writes its HTML report, (5) prints some /metrics and access-log lines, (6) stops the
-backend, pushes to a spool and a fallback route (all answered 200), starts the backend again
-and shows every push arrive in order (``demo_spool.py``). Secrets and tokens are shown
-shortened.
+"""``gateway demo``: the whole flow on loopback, from nothing, in about ten seconds: Adobe's
+sample token request and push byte for byte, an AEP batch (``demo_aep.py``), refusals, a
+short load test with its HTML report, metrics and access-log lines, and a spool and a
+fallback route riding out a stopped backend (``demo_spool.py``). Secrets are shortened.
 """
 
 from __future__ import annotations

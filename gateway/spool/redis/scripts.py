@@ -1,6 +1,5 @@
-"""The Lua scripts of the Redis spool (``streams.py``): each change to the streams is one
-script, so it is atomic and one round trip, and every time in them is Redis's clock
-(``TIME``), so instances whose clocks drift still agree on backoffs and ages.
+"""The Lua scripts of the Redis spool (``streams.py``): each change is one atomic script, one
+round trip, timed by Redis's clock (``TIME``) so drifting instances agree on backoffs.
 
 The keys of a route ``R`` under ``spool.key_prefix`` ``P``:
 
@@ -12,17 +11,14 @@ The keys of a route ``R`` under ``spool.key_prefix`` ``P``:
 ``Pspool:totals``   hash: ``items``, ``bytes`` and ``bytes:R``, dead letters included
 ``Pspool:routes``   set: every route that ever spooled (what the tools look at)
 ``Pspool:seq``      counter: the next item id, so ids are arrival order across routes
-``Pspool:staged:K`` hash: push ``K`` written but not committed (``STAGE``); expires, never
-                    delivered: no deliverer reads it
-``Pspool:done:K``   string: push ``K`` is in a queue stream as item N (``COMMIT``/``ADD``);
-                    expires after the dedupe window. Every push has one key ``K`` (its
-                    ``Idempotency-Key``), kept across retries, timeouts and the move from
-                    the local file: a second write of ``K`` finds it and adds nothing
+``Pspool:staged:K`` hash: push ``K`` staged, not committed; expires, never delivered
+``Pspool:done:K``   string: push ``K`` (its ``Idempotency-Key``) is queued as item N; a
+                    second write of ``K`` finds it and adds nothing (expires after a day)
 
 An entry's fields: ``id``, ``m`` method, ``q`` raw query, ``f`` header block, ``b`` body,
 ``a`` accepted at, ``t`` queued at, ``s`` size. Both queue streams have the one consumer
-group ``deliverers``. No script touches two routes, but the totals, sequence and route set
-are shared: Redis Cluster is not supported (as for the state), one primary is.
+group ``deliverers``. The totals, sequence and route set span routes: one primary, not a
+Redis Cluster.
 """
 
 from __future__ import annotations

@@ -1,22 +1,11 @@
 """``spool.backend: redis``: the spool in Redis Streams, shared by every instance (docs/deploy.md).
 
-``StreamStore`` implements ``base.SpoolStore`` and the deliverer's operations with the
-scripts of ``scripts.py`` (one round trip each) through redis-py's asyncio client.
-Every push has a key (its ``Idempotency-Key``) and is written so that a retry, a timed-out
-write that Redis runs late, or the move from the local file can never make a second copy:
-the ``done:K`` marker of ``scripts.py`` turns a second write of ``K`` into a no-op.
-
-With ``min_replicas`` 0 one script stores it (``ADD``). Otherwise in two phases, each on
-one connection with its ``WAIT``: ``STAGE`` keeps it under its key, out of every queue
-(no deliverer can see it); only once ``min_replicas`` replicas hold that does ``COMMIT``
-move it into the queue stream, and the commit is ``WAIT``ed for too. Replicas short after
-the stage: ``NotReplicated``, nothing is queued and the staged copy expires. Short after
-the commit: ``NotReplicated`` as well (the caller keeps a local copy, which the marker
-makes a no-op when moved, unless the commit died with its primary).
-
-The client (URL or Sentinel), its TLS, password masking and breaker are
-``state/redis_connection.py``'s; ``health.py`` checks it every second. The reading and
-operating half (``view``, ``entries``, ``requeue``, ``purge``) is in ``admin.py``.
+``StreamStore`` implements ``base.SpoolStore`` with the scripts of ``scripts.py``, one round
+trip each. A push's key ``K`` (its ``Idempotency-Key``) leaves a ``done:K`` marker, so a
+retry, a late write or the local file's move adds nothing. With ``min_replicas`` above 0,
+``STAGE`` keeps a push out of every queue until ``WAIT`` confirms it, then ``COMMIT`` queues
+it and is ``WAIT``ed for too; short of replicas at either step, ``NotReplicated`` (the
+caller keeps a local copy). The client is ``redis_connection.py``'s.
 """
 
 from __future__ import annotations
