@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
-__all__ = ["until"]
+__all__ = ["until", "until_blocking"]
 
 T = TypeVar("T")
 
@@ -36,3 +36,14 @@ async def until(found: Callable[[], T | Awaitable[T]], seconds: float = 10.0,
             raise AssertionError(f"not within {seconds:g} s: {what}"
                                  + (f"; last output:\n{tail}" if tail else ""))
         await asyncio.sleep(interval)
+
+
+def until_blocking(found: Callable[[], T], seconds: float = 10.0,
+                   what: str = "the condition", *, interval: float = 0.1) -> T:
+    """``until`` for tests without an event loop (the container tests drive podman)."""
+    deadline = time.monotonic() + seconds
+    while not (result := found()):
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {seconds:g} s: {what}")
+        time.sleep(interval)
+    return result

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from polling import until
+from polling import until, until_blocking
 
 
 async def test_the_first_truthy_result_is_returned() -> None:
@@ -31,3 +31,10 @@ async def test_a_condition_never_met_fails_with_what_and_the_last_output() -> No
         await until(lambda: None, 0, "the answer", context=output)
     assert str(caught.value) == ("not within 0 s: the answer; last output:\n"
                                  + "\n".join(output[-20:]))
+
+
+def test_the_blocking_twin_returns_the_first_truthy_result_or_fails_naming_what() -> None:
+    counter = itertools.count()
+    assert until_blocking(lambda: next(counter) >= 2 and "done", 5, interval=0) == "done"
+    with pytest.raises(AssertionError, match="not within 0 s: never"):
+        until_blocking(lambda: 0, 0, "never", interval=0)

@@ -19,10 +19,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
-__all__ = ["BASE_PACKAGES", "Podman", "missing_tools"]
+__all__ = ["BASE_PACKAGES", "Podman", "free_port", "http_get", "missing_tools"]
 
 REPO = Path(__file__).resolve().parents[2]
 SUITE = "bookworm"
@@ -32,6 +35,23 @@ BASE_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 _EXCLUDE = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*", "/usr/share/info/*")
 _CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 _PIP_CONF = Path("/etc/pip.conf")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(port: int, path: str) -> tuple[int, bytes]:
+    """Status and body of a plain GET on loopback; 0 while nothing answers."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:
+        return 0, b""
 
 
 def missing_tools() -> str | None:

@@ -11,14 +11,10 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -27,13 +23,14 @@ import pytest
 import yaml
 
 from gateway.config import load
+from gateway.tools.seed import SEED_CREDENTIAL
 
-from container_harness import Podman
+from container_harness import Podman, free_port, http_get
+from polling import until_blocking
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "deploy" / "compose"
 VECTORS = REPO / "tests" / "vectors"
-SEED_CREDENTIAL = "zq2LOO1CcYGrODS5nXiNHpEz97eCpVHAoMF8pAgCntXAzxp5uRV7DTAE2qtPLjhMQwrEX3O6MHV4S"
 # What compose.yaml needs from .env or the environment; every other ${VAR} has a default.
 REQUIRED = {"REDIS_PASSWORD"}
 
@@ -88,32 +85,6 @@ def test_the_fleets_configuration_loads(tmp_path: Path, cert_dir: Path,
 
 # -- the fleet, for real ---------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(found: Callable[[], Any], what: str, seconds: float = 90.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = found()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _http(port: int, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return int(response.status), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except OSError:
-        return 0, b""
-
-
 def _https(port: int, context: ssl.SSLContext, method: str, path: str,
            headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
     connection = http.client.HTTPSConnection("localhost", port, timeout=10, context=context)
@@ -143,7 +114,7 @@ def fleet(podman: Podman, image: str, tmp_path: Path) -> Iterator[dict[str, Any]
                        capture_output=True, timeout=60)
     for path in [certs, *certs.iterdir()]:
         os.chown(path, 10001, 10001)
-    ports = {name: _free_port() for name in
+    ports = {name: free_port() for name in
              ("GATEWAY1_PORT", "GATEWAY1_ADMIN_PORT", "GATEWAY2_PORT", "GATEWAY2_ADMIN_PORT",
               "BACKEND_PORT")}
     project = f"gwtest{secrets.token_hex(4)}"
@@ -171,8 +142,8 @@ def test_two_gateways_share_redis_and_stop_cleanly(fleet: dict[str, Any],
                                                    podman: Podman) -> None:
     ports = fleet["ports"]
     for admin in (ports["GATEWAY1_ADMIN_PORT"], ports["GATEWAY2_ADMIN_PORT"]):
-        _wait(lambda admin=admin: _http(admin, "/readyz")[0] == 200,
-              f"/readyz on {admin}: {fleet['compose']('logs').stdout[-3000:]}")
+        until_blocking(lambda admin=admin: http_get(admin, "/readyz")[0] == 200, 90,
+                       f"/readyz on {admin}: {fleet['compose']('logs').stdout[-3000:]}")
     context = ssl.create_default_context(cafile=str(fleet["ca"]))
     basic = {"Authorization": f"Basic {SEED_CREDENTIAL}",
              "Content-Type": "application/x-www-form-urlencoded"}
@@ -186,15 +157,16 @@ def test_two_gateways_share_redis_and_stop_cleanly(fleet: dict[str, Any],
     status, body = _https(ports["GATEWAY2_PORT"], context, "POST", "/segments/aam", push,
                           payload)
     assert status == 200, body
-    status, stats = _http(ports["BACKEND_PORT"], "/_stats")
+    status, stats = http_get(ports["BACKEND_PORT"], "/_stats")
     assert status == 200
     assert json.loads(stats)["last"]["body_bytes"] == len(payload)
     # Revoked on gateway1, refused by gateway2: the revocation went through Redis.
     status, body = _https(ports["GATEWAY1_PORT"], context, "POST", "/oauth2/revoke", basic,
                           urlencode({"token": token}).encode())
     assert status == 200, body
-    _wait(lambda: _https(ports["GATEWAY2_PORT"], context, "POST", "/segments/aam", push,
-                         payload)[0] == 401, "gateway2 to refuse the revoked token")
+    until_blocking(lambda: _https(ports["GATEWAY2_PORT"], context, "POST", "/segments/aam",
+                                  push, payload)[0] == 401,
+                   90, "gateway2 to refuse the revoked token")
 
     stop = fleet["compose"]("stop", timeout=240)
     assert stop.returncode == 0, stop.stderr

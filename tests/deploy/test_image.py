@@ -16,11 +16,8 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,42 +25,16 @@ import pytest
 import yaml
 
 from gateway.config.hashes import hash_opaque
+from gateway.tools.seed import SEED_CREDENTIAL
 
-from container_harness import Podman
+from container_harness import Podman, free_port, http_get
+from polling import until_blocking
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 # Adobe's sample Basic credential (tests/vectors/token-request.http).
-SEED_CREDENTIAL = "zq2LOO1CcYGrODS5nXiNHpEz97eCpVHAoMF8pAgCntXAzxp5uRV7DTAE2qtPLjhMQwrEX3O6MHV4S"
 UID = 10001
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(found: Callable[[], Any], what: str, seconds: float = 60.0) -> Any:
-    """``found()``'s first truthy result, polled until the deadline."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = found()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _get(port: int, path: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return int(response.status), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except OSError:
-        return 0, b""
 
 
 def _exchange(port: int, context: ssl.SSLContext, request: bytes) -> tuple[int, dict[str, str],
@@ -103,7 +74,7 @@ class Backend:
         self.port = int(self.url.rsplit(":", 1)[1])
 
     def stats(self) -> dict[str, Any]:
-        status, body = _get(self.port, "/_stats")
+        status, body = http_get(self.port, "/_stats")
         assert status == 200, body
         return dict(json.loads(body))
 
@@ -142,7 +113,7 @@ def etc(tmp_path: Path, backend: Backend) -> dict[str, Any]:
                   "--out", str(certs / "jwt-k1.pem")]):
         subprocess.run([sys.executable, "-m", "gateway", *argv], check=True,
                        capture_output=True, timeout=60)
-    ports = {"https": _free_port(), "admin": _free_port()}
+    ports = {"https": free_port(), "admin": free_port()}
     config = {
         "server": {"host": "127.0.0.1", "port": ports["https"],
                    "tls": {"cert_file": "certs/server.crt", "key_file": "certs/server.key"},
@@ -217,7 +188,8 @@ def test_serves_adobe_sample_read_only_and_drains_on_sigterm(
         done = podman("logs", container, check=False)
         return done.stdout + done.stderr
 
-    _wait(lambda: _get(admin, "/readyz")[0] == 200, f"/readyz 200; logs:\n{logs()}")
+    until_blocking(lambda: http_get(admin, "/readyz")[0] == 200, 60,
+                   f"/readyz 200; logs:\n{logs()}")
     assert podman("healthcheck", "run", container).returncode == 0
 
     # Adobe's sample requests, byte for byte, over TLS to the container.
@@ -249,7 +221,7 @@ def test_serves_adobe_sample_read_only_and_drains_on_sigterm(
     # `gateway reload` inside the container finds the pid file through GATEWAY_STATE_DIR.
     reload = podman("exec", container, "gateway", "reload", "-c", "/etc/gateway/config.yaml")
     assert "SIGHUP sent" in reload.stdout
-    _wait(lambda: '"reloaded"' in logs(), "the reload in the log")
+    until_blocking(lambda: '"reloaded"' in logs(), 60, "the reload in the log")
 
     # SIGTERM while a push is in flight: the push is answered 200, then the exit is 0.
     backend.control(delay=1.0)
@@ -257,7 +229,8 @@ def test_serves_adobe_sample_read_only_and_drains_on_sigterm(
     push = threading.Thread(target=lambda: answered.append(
         _exchange(etc["ports"]["https"], context, request)[0]))
     push.start()
-    _wait(lambda: backend.stats()["in_flight"] == 1, "the push to reach the backend")
+    until_blocking(lambda: backend.stats()["in_flight"] == 1, 60,
+                   "the push to reach the backend")
     podman("kill", "--signal", "TERM", container)
     exit_status = podman("wait", container, timeout=60).stdout.strip()
     push.join(timeout=30)
