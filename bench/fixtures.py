@@ -63,6 +63,7 @@ class Fixtures:
     hs256_secret: str
     client_secret: str
     payloads: tuple[PayloadSet, ...]
+    delivery: str = "direct"  # the route's delivery in gateway_config (floor.py --spool)
 
     def gateway_config(self, *, workers: int | str, backend_url: str,
                        state: dict[str, str] | None = None) -> Path:
@@ -85,6 +86,9 @@ class Fixtures:
             "state": state or {"path": str(self.workdir / f"gateway-{workers}.db")},
             "logging": {"format": "json", "level": "warning"},
         }
+        if self.delivery != "direct":  # bench/floor.py --spool
+            config["routes"][0]["delivery"] = self.delivery
+            config["spool"] = {"path": str(self.workdir / f"spool-{workers}.db")}
         path = self.workdir / f"gateway-{workers}{'-shared' if state else ''}.yaml"
         path.write_text("# Written by bench/fixtures.py.\n" + yaml.safe_dump(config))
         return path

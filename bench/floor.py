@@ -22,7 +22,8 @@ configuration: a before-and-after of a change, measured in turns in one run.
 metrics cost; ``forward`` is what any aiohttp gateway on this machine pays before its first
 check. With ``--pin`` each server runs on core 1 and wrk and the backend on core 0, so the
 servers' CPU per request moves less between runs. ``--payload 1`` and ``2`` send the
-10-user and the 1,000-user bodies instead of the sample push; ``--only SERVER`` (repeatable)
+10-user and the 1,000-user bodies instead of the sample push; ``--spool`` gives the
+``gateway`` and ``baseline`` route ``delivery: spool`` (SQLite); ``--only SERVER`` (repeatable)
 measures only those servers. Loopback only; every run is bounded by
 ``--duration``.
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import ssl
 import statistics
@@ -129,6 +131,8 @@ def main() -> int:
                         help="also gateway serve from this checkout (before/after)")
     parser.add_argument("--payload", type=int, default=0, choices=(0, 1, 2),
                         help="0: Adobe's sample push, 1: 10 users, 2: 1,000 users")
+    parser.add_argument("--spool", action="store_true",
+                        help="the gateway and baseline route with delivery: spool (SQLite)")
     parser.add_argument("--only", action="append", default=[], metavar="SERVER",
                         help="measure only these servers (repeatable)")
     parser.add_argument("--serve", nargs=5, help=argparse.SUPPRESS)
@@ -148,6 +152,8 @@ def main() -> int:
     pin = args.pin and (os.cpu_count() or 1) >= 2
     with tempfile.TemporaryDirectory(prefix="gateway-floor-") as tmp:
         fx = prepare(Path(tmp), quick=True)
+        if args.spool:
+            fx = dataclasses.replace(fx, delivery="spool")
         ns = argparse.Namespace(quick=True, only=[], duration=args.duration, warmup=1.0,
                                 connections=args.connections)
         bench = SpoolBench(ns, fx, {"checks": [], "skipped": [], "machine": {"cores": 2}}, [])
